@@ -1,0 +1,346 @@
+"""Run specifications: what to train, as frozen dataclasses with a stable id.
+
+Every result in the store is keyed by ``run_id(spec)``, a hash of the spec's fields, so a
+restarted job finds its own folder and a finished run is never repeated. Models are
+artifacts too: a teacher is a ``Supervised`` spec, and a run that starts from another
+run's weights holds that spec in its ``init`` field, so "ResNet50 finetuned 20 epochs on
+Pets" is trained once and shared by every study that asks for it.
+
+Notebooks speak in the paper's names (``resnet50``, ``pets``); a *preset* says what those
+names mean and which defaults apply (``paper``: the study's real settings; ``mini``: the
+same study on Fashion-MNIST on a laptop CPU).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+OPTIMIZERS = ("adamw", "sgd")
+INITS = ("random", "pretrained", "target", "finetuned")
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Defaults of one world: epochs, learning rates, the temperatures of a sweep."""
+
+    name: str
+    datasets: tuple[str, ...]
+    teachers: tuple[str, ...]
+    students: tuple[str, ...]
+    temperatures: tuple[float, ...]
+    pretrain_corpus: str | None      # None: pretrained means the timm hub weights
+    pretrain_epochs: int
+    finetune_epochs: dict[str, int]  # teacher / student target training, per dataset
+    distill_epochs: dict[str, int]
+    batch_size: int = 128
+    cnn_lr: float = 5e-4             # teacher finetuning (paper: CNN 5e-4, ViT 5e-5)
+    vit_lr: float = 5e-5
+    pretrain_lr: float = 2e-3
+    distill_lr: float = 1e-3
+    sgd_lr: float = 0.05             # (chosen) SGD with momentum 0.9 needs a larger step than AdamW
+    sgd_weight_decay: float = 5e-4
+    weight_decay: float = 0.05
+    label_smoothing: float = 0.1
+    eval_every: int = 1
+
+
+PRESETS: dict[str, Preset] = {
+    "paper": Preset(
+        name="paper",
+        datasets=("pets", "cifar100"),
+        teachers=("resnet50", "vit_s"),
+        students=("resnet18", "mnv4"),
+        temperatures=(1, 2, 3, 4, 5, 10, 20, 40),
+        pretrain_corpus=None,
+        pretrain_epochs=0,
+        finetune_epochs={"pets": 20, "cifar100": 40, "cars": 20, "tiny-imagenet": 40,
+                         "imagenet-birds": 20, "finer-birds": 20},
+        distill_epochs={"pets": 300, "cifar100": 100, "cars": 300, "tiny-imagenet": 100,
+                        "imagenet-birds": 300, "finer-birds": 300},
+    ),
+    "mini": Preset(
+        name="mini",
+        datasets=("fmnist-fine",),
+        teachers=("resnet50",),
+        students=("resnet18",),
+        temperatures=(1, 2, 4, 10, 40),
+        pretrain_corpus="fmnist-general",
+        pretrain_epochs=2,
+        finetune_epochs={"fmnist-fine": 10, "fmnist-coarse": 10},
+        distill_epochs={"fmnist-fine": 30, "fmnist-coarse": 30},
+        vit_lr=1e-3,
+        cnn_lr=1e-3,
+    ),
+}
+
+VIT_ARCHS = ("vit_s",)
+
+
+def preset(name: str) -> Preset:
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)} "
+                         "('mini' runs on a laptop CPU, 'paper' is the study's real scale)")
+    return PRESETS[name]
+
+
+Init = Union["Supervised", str]
+
+
+def _check_init(init: Any, what: str) -> None:
+    if isinstance(init, Supervised):
+        return
+    if isinstance(init, str) and (init == "random" or init == "hub" or init.startswith(("hub:", "file:"))):
+        return
+    raise ValueError(f"{what}={init!r} is not an initialization; use 'random', 'hub' (timm's default "
+                     "ImageNet tag), 'hub:<timm tag>', 'file:<path to weights>', or a Supervised spec")
+
+
+def _check_common(spec: Any) -> None:
+    preset(spec.preset)
+    if spec.optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer={spec.optimizer!r}; choose one of {OPTIMIZERS}")
+    for name in ("epochs", "batch_size", "seed"):
+        value = getattr(spec, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < (1 if name == "batch_size" else 0):
+            raise ValueError(f"{name}={value!r} must be a non-negative integer (batch_size at least 1)")
+    for name in ("lr", "weight_decay"):
+        value = getattr(spec, name)
+        if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise ValueError(f"{name}={value!r} must be a finite number >= 0")
+    from kdlib import data, models
+    models.check_arch(getattr(spec, "arch", None) or spec.student, spec.preset)
+    if spec.dataset not in data.dataset_names(spec.preset) and not spec.dataset.startswith("imagefolder:"):
+        raise ValueError(f"unknown dataset {spec.dataset!r} for preset {spec.preset!r}; "
+                         f"choose one of {data.dataset_names(spec.preset)} or 'imagefolder:<path>'")
+
+
+@dataclass(frozen=True)
+class Supervised:
+    """A model trained on labels: general pretraining, a teacher, or a label-only student.
+
+    ``init`` is where its weights start: ``"random"``, the timm hub weights (``"hub"`` or
+    ``"hub:<tag>"``), a local weight file (``"file:<path>"``), or another Supervised run.
+    Label-smoothed cross-entropy with MixUp/CutMix, as the paper finetunes its teachers.
+    """
+
+    arch: str
+    dataset: str
+    epochs: int
+    init: Init = "random"
+    optimizer: str = "adamw"
+    lr: float = 5e-4
+    weight_decay: float = 0.05
+    batch_size: int = 128
+    label_smoothing: float = 0.1
+    clip: float = 1.0
+    seed: int = 0
+    preset: str = "mini"
+
+    def __post_init__(self) -> None:
+        _check_init(self.init, "init")
+        _check_common(self)
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing={self.label_smoothing!r} must be in [0, 1)")
+
+    @property
+    def origin(self) -> str:
+        """How the weights came to be, in the paper's words (Sect. 4.3 / 4.4)."""
+        return origin(self)
+
+
+@dataclass(frozen=True)
+class Distill:
+    """One student distilled from one teacher by output matching only (no label loss).
+
+    Runs that differ only in ``temperature``/``method``/``method_args`` share their teacher,
+    data and batches, so the executor trains them in one pass (see ``train.distill``).
+    """
+
+    teacher: Supervised
+    student: str
+    dataset: str
+    temperature: float
+    epochs: int
+    student_init: Init = "random"
+    method: str = "kd"
+    method_args: tuple[tuple[str, Any], ...] = ()
+    optimizer: str = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    batch_size: int = 128
+    clip: float = 1.0
+    seed: int = 0
+    preset: str = "mini"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.teacher, Supervised):
+            raise ValueError(f"teacher must be a Supervised spec (kdlib.specs.teacher(...)), got {self.teacher!r}")
+        t = self.temperature
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0:
+            raise ValueError(f"temperature={t!r} must be a finite number > 0 (the study uses 1 to 40)")
+        object.__setattr__(self, "temperature", float(t))
+        if isinstance(self.method_args, dict):
+            object.__setattr__(self, "method_args", tuple(sorted(self.method_args.items())))
+        object.__setattr__(self, "method_args", tuple(tuple(kv) for kv in self.method_args))
+        _check_init(self.student_init, "student_init")
+        _check_common(self)
+        if self.teacher.dataset != self.dataset:
+            raise ValueError(f"teacher was trained on {self.teacher.dataset!r} but the student distils on "
+                             f"{self.dataset!r}; build the teacher for the same dataset")
+        from kdlib import losses
+        losses.build(self.method, temperature=self.temperature, **dict(self.method_args))
+
+    @property
+    def share_key(self) -> str:
+        """Id of the shared pass this run can join: everything but the loss."""
+        return run_id(dataclasses.replace(self, temperature=1.0, method="kd", method_args=()))
+
+
+Spec = Union[Supervised, Distill]
+
+
+def to_dict(spec: Any) -> Any:
+    """Plain JSON-able form of a spec, nested specs included, with their kind."""
+    if dataclasses.is_dataclass(spec):
+        out = {"kind": type(spec).__name__}
+        out.update({f.name: to_dict(getattr(spec, f.name)) for f in dataclasses.fields(spec)})
+        return out
+    if isinstance(spec, (list, tuple)):
+        return [to_dict(v) for v in spec]
+    return spec
+
+
+def from_dict(d: Any) -> Any:
+    """Inverse of ``to_dict``."""
+    if isinstance(d, dict) and d.get("kind") in ("Supervised", "Distill"):
+        cls = Supervised if d["kind"] == "Supervised" else Distill
+        kwargs = {k: from_dict(v) for k, v in d.items() if k != "kind"}
+        if cls is Distill:
+            kwargs["method_args"] = tuple(tuple(kv) for kv in kwargs["method_args"])
+        return cls(**kwargs)
+    return d
+
+
+def run_id(spec: Spec) -> str:
+    """Stable 16-hex id: the same spec gives the same folder on every machine."""
+    text = json.dumps(to_dict(spec), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def origin(init: Init) -> str:
+    """Name an initialization the way the paper does: random, pretrained, target or finetuned."""
+    if isinstance(init, str):
+        return "random" if init == "random" else "pretrained"
+    p = preset(init.preset)
+    if init.init == "random":
+        return "pretrained" if init.dataset == p.pretrain_corpus else "target"
+    if init.dataset == p.pretrain_corpus:
+        return "pretrained"
+    return "finetuned"
+
+
+# ----------------------------------------------------------------------------- builders
+
+def pretrained(arch: str, *, preset_name: str = "mini", corpus: str | None = None, tag: str | None = None,
+               seed: int = 0, epochs: int | None = None) -> Init:
+    """General pretraining: timm's ImageNet weights (paper) or kdlib's own run on the mini corpus.
+
+    ``tag`` picks other timm weights (IN-21K, CLIP, ...); ``corpus`` the mini corpus
+    (``fmnist-general`` with fine labels, ``fmnist-general-coarse`` without them).
+    """
+    p = preset(preset_name)
+    if p.pretrain_corpus is None:
+        if tag and tag.startswith("file:"):
+            return tag
+        return f"hub:{tag}" if tag else "hub"
+    epochs = p.pretrain_epochs if epochs is None else epochs
+    return Supervised(arch=arch, dataset=corpus or p.pretrain_corpus, epochs=epochs, init="random",
+                      lr=p.pretrain_lr, weight_decay=p.weight_decay, batch_size=p.batch_size,
+                      label_smoothing=p.label_smoothing, seed=seed, preset=preset_name)
+
+
+def trained(arch: str, dataset: str, *, init: str = "finetuned", preset_name: str = "mini", epochs: int | None = None,
+            corpus: str | None = None, tag: str | None = None, seed: int = 0, pretrain_epochs: int | None = None,
+            **overrides: Any) -> Init:
+    """A model in one of the paper's four states (Sect. 4.4): random, pretrained, target, finetuned.
+
+    ``target`` trains from random weights on the target labels; ``finetuned`` starts from
+    the general pretraining. ``epochs`` defaults to the preset's finetune duration.
+    """
+    if init not in INITS:
+        raise ValueError(f"init={init!r}; choose one of {INITS}")
+    p = preset(preset_name)
+    if init == "random":
+        return "random"
+    if init == "pretrained":
+        return pretrained(arch, preset_name=preset_name, corpus=corpus, tag=tag, seed=seed, epochs=pretrain_epochs)
+    if epochs is None:
+        if dataset not in p.finetune_epochs and not dataset.startswith("imagefolder:"):
+            raise ValueError(f"no default finetune epochs for dataset {dataset!r} in preset {preset_name!r}; "
+                             f"pass epochs=..., known: {sorted(p.finetune_epochs)}")
+        epochs = p.finetune_epochs.get(dataset, 20)
+    start = "random" if init == "target" else pretrained(arch, preset_name=preset_name, corpus=corpus, tag=tag,
+                                                         seed=seed, epochs=pretrain_epochs)
+    lr = p.vit_lr if arch in VIT_ARCHS else p.cnn_lr
+    kwargs = dict(arch=arch, dataset=dataset, epochs=epochs, init=start, lr=lr, weight_decay=p.weight_decay,
+                  batch_size=p.batch_size, label_smoothing=p.label_smoothing, seed=seed, preset=preset_name)
+    kwargs.update(overrides)
+    return Supervised(**kwargs)
+
+
+def teacher(arch: str, dataset: str, *, origin: str = "finetuned", preset_name: str = "mini", **kwargs: Any) -> Supervised:
+    """A teacher: ``finetuned`` from general pretraining (the paper's default) or ``scratch``."""
+    if origin not in ("finetuned", "scratch"):
+        raise ValueError(f"teacher origin={origin!r}; choose 'finetuned' or 'scratch'")
+    return trained(arch, dataset, init="finetuned" if origin == "finetuned" else "target", preset_name=preset_name,
+                   **kwargs)
+
+
+def distill(teacher: Supervised, student: str, temperature: float, *, student_init: str | Init = "random",
+            epochs: int | None = None, pretrain_epochs: int | None = None, **kwargs: Any) -> Distill:
+    """A distillation run with the preset's baseline settings (STUDY.md, "Shared baseline").
+
+    ``student_init`` is one of the paper's four states (random, target, pretrained,
+    finetuned) or an explicit spec; ``optimizer="sgd"`` picks the preset's SGD settings.
+    """
+    p = preset(teacher.preset)
+    dataset = teacher.dataset
+    if isinstance(student_init, str) and student_init in INITS:
+        student_init = trained(student, dataset, init=student_init, preset_name=p.name, seed=teacher.seed,
+                               pretrain_epochs=pretrain_epochs)
+    if epochs is None:
+        epochs = p.distill_epochs.get(dataset, 30)
+    base = dict(teacher=teacher, student=student, dataset=dataset, temperature=temperature, epochs=epochs,
+                student_init=student_init, lr=p.distill_lr, weight_decay=p.weight_decay, batch_size=p.batch_size,
+                preset=p.name, seed=teacher.seed)
+    if kwargs.get("optimizer") == "sgd":
+        base.update(lr=p.sgd_lr, weight_decay=p.sgd_weight_decay)
+    base.update(kwargs)
+    return Distill(**base)
+
+
+def grid(base: Spec | list[Spec], **axes: Any) -> list[Spec]:
+    """Every combination of ``axes`` applied to ``base``: ``grid(run, temperature=[1, 4, 40])``.
+
+    Axis names are spec fields; values are lists. Duplicates are dropped, order is kept.
+    """
+    bases = base if isinstance(base, list) else [base]
+    if not bases:
+        raise ValueError("grid() got no base spec; build one with kdlib.specs.distill(...)")
+    names = {f.name for f in dataclasses.fields(bases[0])}
+    for axis, values in axes.items():
+        if axis not in names:
+            raise ValueError(f"unknown grid axis {axis!r}; axes are spec fields: {sorted(names)}")
+        if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__") or len(list(values)) == 0:
+            raise ValueError(f"grid axis {axis}={values!r} must be a non-empty list of values")
+    out: dict[str, Spec] = {}
+    for b in bases:
+        for combo in itertools.product(*[list(v) for v in axes.values()]):
+            spec = dataclasses.replace(b, **dict(zip(axes, combo)))
+            out.setdefault(run_id(spec), spec)
+    return list(out.values())
