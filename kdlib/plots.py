@@ -93,3 +93,31 @@ def accuracy_vs_temperature(frame: pd.DataFrame, *, color: str | None = None, co
             facet["row"] = alt.Row(f"{row}:N")
         chart = alt.layer(line, bars, data=agg).properties(width=220, height=180).facet(**facet)
     return chart.properties(title=title)
+
+
+def method_comparison(frame: pd.DataFrame, *, title: str = "Output-matching methods vs shared fixed temperature") -> alt.Chart:
+    """Paper Fig. 1: each method's accuracy beside vanilla KD at every temperature.
+
+    Rows are ``KD T=<t>`` for vanilla KD and the method name for the others (run at
+    their papers' settings); facets are teacher → student and dataset.
+    """
+    frame = frame[frame["status"] == "done"] if "status" in frame else frame
+    frame = frame.assign(
+        label=[f"KD T={t:g}" if m == "kd" else (v if t != t else f"{v} T={t:g}")
+               for m, v, t in zip(frame["method"], frame["variant"], frame["temperature"])],
+        family=["vanilla KD" if m == "kd" else "other method" for m in frame["method"]],
+        pair=[f"{a} → {b}" for a, b in zip(frame["teacher"], frame["student"])],
+    )
+    agg = _mean_std(frame, ["label", "family", "pair", "dataset", "method", "temperature"])
+    kd = agg[agg["method"] == "kd"].sort_values("temperature")["label"].drop_duplicates().tolist()
+    others = sorted(agg.loc[agg["method"] != "kd", "label"].unique())
+    chart = alt.Chart(agg).mark_point(filled=True, size=70).encode(
+        x=alt.X("test_acc:Q", scale=alt.Scale(zero=False), title="final-epoch test accuracy (%)"),
+        y=alt.Y("label:N", sort=kd + others, title=None),
+        color=alt.Color("family:N", scale=alt.Scale(domain=["vanilla KD", "other method"],
+                                                    range=["#1f77b4", "#d62728"])),
+        tooltip=["label", "pair", "dataset", alt.Tooltip("test_acc:Q", format=".2f"),
+                 alt.Tooltip("test_acc_std:Q", format=".2f"), "seeds"],
+    ).properties(width=260, height=18 * (len(kd) + len(others)))
+    return chart.facet(column=alt.Column("pair:N", title=None), row=alt.Row("dataset:N", title=None)).properties(
+        title=title)

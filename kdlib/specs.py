@@ -75,6 +75,7 @@ PRESETS: dict[str, Preset] = {
         distill_epochs={"fmnist-fine": 30, "fmnist-coarse": 30},
         vit_lr=1e-3,
         cnn_lr=1e-3,
+        eval_every=5,
     ),
 }
 
@@ -137,6 +138,7 @@ class Supervised:
     weight_decay: float = 0.05
     batch_size: int = 128
     label_smoothing: float = 0.1
+    mixup: bool = True               # per-batch MixUp/CutMix (the paper's finetuning recipe)
     clip: float = 1.0
     seed: int = 0
     preset: str = "mini"
@@ -164,7 +166,7 @@ class Distill:
     teacher: Supervised
     student: str
     dataset: str
-    temperature: float
+    temperature: float | None  # None: the method's own default (its paper's setting)
     epochs: int
     student_init: Init = "random"
     method: str = "kd"
@@ -181,9 +183,11 @@ class Distill:
         if not isinstance(self.teacher, Supervised):
             raise ValueError(f"teacher must be a Supervised spec (kdlib.specs.teacher(...)), got {self.teacher!r}")
         t = self.temperature
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0:
-            raise ValueError(f"temperature={t!r} must be a finite number > 0 (the study uses 1 to 40)")
-        object.__setattr__(self, "temperature", float(t))
+        if t is not None:
+            if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0:
+                raise ValueError(f"temperature={t!r} must be a finite number > 0 (the study uses 1 to 40), "
+                                 "or None for the method's own default")
+            object.__setattr__(self, "temperature", float(t))
         if isinstance(self.method_args, dict):
             object.__setattr__(self, "method_args", tuple(sorted(self.method_args.items())))
         object.__setattr__(self, "method_args", tuple(tuple(kv) for kv in self.method_args))
@@ -192,8 +196,15 @@ class Distill:
         if self.teacher.dataset != self.dataset:
             raise ValueError(f"teacher was trained on {self.teacher.dataset!r} but the student distils on "
                              f"{self.dataset!r}; build the teacher for the same dataset")
+        self.build_loss()
+
+    def build_loss(self):
+        """The loss module of this run (its temperature overrides the method's default)."""
         from kdlib import losses
-        losses.build(self.method, temperature=self.temperature, **dict(self.method_args))
+        hparams = dict(self.method_args)
+        if self.temperature is not None:
+            hparams["temperature"] = self.temperature
+        return losses.build(self.method, **hparams)
 
     @property
     def share_key(self) -> str:
@@ -259,9 +270,11 @@ def pretrained(arch: str, *, preset_name: str = "mini", corpus: str | None = Non
             return tag
         return f"hub:{tag}" if tag else "hub"
     epochs = p.pretrain_epochs if epochs is None else epochs
+    # A short plain recipe (no MixUp/CutMix) stands in for ImageNet pretraining: it reaches
+    # a good general model in the few epochs a laptop can afford.
     return Supervised(arch=arch, dataset=corpus or p.pretrain_corpus, epochs=epochs, init="random",
                       lr=p.pretrain_lr, weight_decay=p.weight_decay, batch_size=p.batch_size,
-                      label_smoothing=p.label_smoothing, seed=seed, preset=preset_name)
+                      label_smoothing=p.label_smoothing, mixup=False, seed=seed, preset=preset_name)
 
 
 def trained(arch: str, dataset: str, *, init: str = "finetuned", preset_name: str = "mini", epochs: int | None = None,

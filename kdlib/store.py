@@ -180,6 +180,13 @@ def _read(path: Path, name: str) -> dict[str, Any]:
         return {}
 
 
+def variant(method: str, args: dict[str, Any]) -> str:
+    """A legend label for a loss and its non-default arguments: ``kd[k=5,targets=bottom-k]``."""
+    if not args:
+        return method
+    return f"{method}[{','.join(f'{k}={v}' for k, v in sorted(args.items()))}]"
+
+
 def describe(spec: specs.Spec) -> dict[str, Any]:
     """The columns a results frame shows for a spec: the paper's vocabulary, flat."""
     if isinstance(spec, specs.Distill):
@@ -191,6 +198,7 @@ def describe(spec: specs.Spec) -> dict[str, Any]:
             "pretrain_corpus": t.init.dataset if isinstance(t.init, specs.Supervised) else t.init,
             "student": spec.student, "student_init": specs.origin(spec.student_init),
             "method": spec.method, "method_args": json.dumps(dict(spec.method_args), sort_keys=True),
+            "variant": variant(spec.method, dict(spec.method_args)),
             "temperature": spec.temperature, "optimizer": spec.optimizer, "lr": spec.lr,
             "weight_decay": spec.weight_decay, "batch_size": spec.batch_size, "epochs": spec.epochs,
             "seed": spec.seed,

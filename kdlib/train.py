@@ -27,7 +27,7 @@ from timm.optim import create_optimizer_v2
 from torch import nn
 from tqdm.auto import tqdm
 
-from kdlib import data, losses, metrics, models, specs
+from kdlib import data, metrics, models, specs
 from kdlib.store import RunDir
 
 SGD_MOMENTUM = 0.9
@@ -112,6 +112,15 @@ def _mixer(num_classes: int, label_smoothing: float) -> Mixup:
                  label_smoothing=label_smoothing, num_classes=num_classes)
 
 
+def _one_hot(num_classes: int, label_smoothing: float) -> Callable:
+    """The no-mixing counterpart of ``_mixer``: smoothed one-hot targets, images unchanged."""
+    def mix(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        off = label_smoothing / num_classes
+        target = torch.full((len(y), num_classes), off, device=y.device)
+        return x, target.scatter_(1, y[:, None], 1.0 - label_smoothing + off)
+    return mix
+
+
 @torch.no_grad()
 def predict(model: nn.Module, dataset, *, batch_size: int = 512, device: torch.device | None = None,
             progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -167,7 +176,7 @@ def fit(members: list[Member], spec: specs.Spec, *, teacher: nn.Module | None = 
     train_set = data.build_dataset(spec.dataset, "train", preset=spec.preset, seed=spec.seed)
     test_set = data.build_dataset(spec.dataset, "test", preset=spec.preset, seed=spec.seed)
     smoothing = getattr(spec, "label_smoothing", 0.0) if teacher is None else 0.0
-    mixer = _mixer(info.num_classes, smoothing)
+    mixer = _mixer(info.num_classes, smoothing) if getattr(spec, "mixup", True) else _one_hot(info.num_classes, smoothing)
     soft_ce = SoftTargetCrossEntropy()
     eval_every = specs.preset(spec.preset).eval_every
     start = {m.run.id: (m.load(s) if (s := m.run.load_checkpoint()) else 0) for m in members}
@@ -284,7 +293,7 @@ def distill(group: list[specs.Distill], runs: list[RunDir], teacher: nn.Module, 
         init = spec.student_init if isinstance(spec.student_init, str) else "random"
         model = _prepare_model(models.create(spec.student, info.num_classes, preset=spec.preset, init=init,
                                              state=state), device)
-        objective = losses.build(spec.method, temperature=spec.temperature, **dict(spec.method_args)).to(device)
+        objective = spec.build_loss().to(device)
         extra = list(objective.extra_parameters())
         opt, sched = _optimizer(spec, model, extra, steps)
         members.append(Member(run, model, opt, sched, objective, params=list(model.parameters()) + extra))

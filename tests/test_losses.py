@@ -161,7 +161,7 @@ def test_defaults_are_the_papers_imagenet_weights_and_temperatures_with_cifar_le
     assert losses.build("dkd").hparams == {"temperature": 1.0, "alpha": 1.0, "beta": 0.5, "warmup": 20}
     assert losses.build("rld").hparams == {"temperature": 1.0, "alpha": 1.0, "beta": 0.5,
                                           "alpha_temperature": 1.0, "warmup": 20}
-    assert losses.build("eakd").hparams == {"temperature": 1.0, "entropy_temperature": 2.0}
+    assert losses.build("eakd").hparams == {"temperature": 1.0, "entropy_temperature": 3.0}
     assert losses.build("dist").hparams == {"temperature": 1.0, "beta": 1.0, "gamma": 1.0}
     assert losses.build("ctkd").hparams == {"temperature": None, "t_start": 1.0, "t_end": 20.0, "cosine_epochs": 10}
 
