@@ -1,0 +1,67 @@
+"""Notebooks 00, 01 and 03 run headless under papermill (tiny parameters) and under nbval."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import papermill
+import pytest
+
+from kdlib import paths
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+TINY = dict(pretrain_epochs=1, teacher_epochs=2, distill_epochs=2)
+
+CASES = {
+    "00_quickstart.ipynb": dict(TINY, temperatures=[1, 40], profile_temperatures=[1, 40]),
+    "01_kd_approach.ipynb": dict(TINY, temperatures=[1, 40], methods=["dkd", "ctkd", "dist"]),
+    "03_class_relationships.ipynb": dict(TINY, temperatures=[4], profile_temperatures=[1, 40], bottom_ks=[2]),
+}
+FIGURES = {
+    "00_quickstart.ipynb": ["teacher_softmax_profile", "accuracy_vs_temperature"],
+    "01_kd_approach.ipynb": ["fig1_methods"],
+    "03_class_relationships.ipynb": ["fig4_softmax_profile", "fig5_supervisory_signal"],
+}
+
+
+def execute(name: str, out_dir: Path, **params) -> dict:
+    out = out_dir / name
+    papermill.execute_notebook(str(NOTEBOOKS / name), str(out), parameters=params, kernel_name="python3",
+                               cwd=str(NOTEBOOKS), progress_bar=False)
+    return json.loads(out.read_text())
+
+
+def text_of(nb: dict) -> str:
+    chunks = []
+    for cell in nb["cells"]:
+        for output in cell.get("outputs", []):
+            chunks += output.get("text", [])
+            chunks += output.get("data", {}).get("text/plain", [])
+    return "".join(chunks)
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_notebook_runs_under_papermill_and_nbval(name, tmp_path):
+    declared = papermill.inspect_notebook(str(NOTEBOOKS / name))
+    assert set(CASES[name]) <= set(declared), f"unknown parameters {set(CASES[name]) - set(declared)}"
+    nb = execute(name, tmp_path, **CASES[name])
+    folder = paths.outputs_dir() / name.removesuffix(".ipynb")
+    for figure in FIGURES[name]:
+        assert (folder / f"{figure}.png").stat().st_size > 1000
+        assert (folder / f"{figure}.html").is_file()
+    if name == "00_quickstart.ipynb":
+        assert "student on labels alone" in text_of(nb)
+    # nbval (lax) re-runs the executed copy: every cell must run; the runs are cached now.
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "--nbval-lax", "-p", "no:cacheprovider",
+                             str(tmp_path / name)], capture_output=True, text=True, env=os.environ.copy())
+    assert result.returncode == 0, result.stdout[-3000:]
+
+
+def test_committed_notebooks_have_no_outputs_and_a_parameters_cell():
+    for path in sorted(NOTEBOOKS.glob("*.ipynb")):
+        nb = json.loads(path.read_text())
+        code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+        assert not any(c.get("outputs") or c.get("execution_count") for c in code), path.name
+        assert any("parameters" in c.get("metadata", {}).get("tags", []) for c in code), path.name
