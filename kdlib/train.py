@@ -173,8 +173,8 @@ def fit(members: list[Member], spec: specs.Spec, *, teacher: nn.Module | None = 
     mixed batch; without one, members learn the (mixed, smoothed) labels.
     """
     info = data.dataset_info(spec.dataset, spec.preset)
-    train_set = data.build_dataset(spec.dataset, "train", preset=spec.preset, seed=spec.seed)
-    test_set = data.build_dataset(spec.dataset, "test", preset=spec.preset, seed=spec.seed)
+    train_set = data.build_dataset(spec.dataset, "train", preset=spec.preset)
+    test_set = data.build_dataset(spec.dataset, "test", preset=spec.preset)
     smoothing = getattr(spec, "label_smoothing", 0.0) if teacher is None else 0.0
     mixer = _mixer(info.num_classes, smoothing) if getattr(spec, "mixup", True) else _one_hot(info.num_classes, smoothing)
     soft_ce = SoftTargetCrossEntropy()
@@ -185,6 +185,10 @@ def fit(members: list[Member], spec: specs.Spec, *, teacher: nn.Module | None = 
         raise RuntimeError(f"members of one pass resume from different epochs {start}; run them separately")
     if teacher is not None:
         teacher.eval()
+    steps_per_epoch = len(train_set) // spec.batch_size
+    what = f"distil {len(members)} × {spec.student}" if teacher is not None else f"train {spec.arch}"
+    bar = tqdm(total=(spec.epochs - epoch0) * steps_per_epoch, desc=f"{what} on {spec.dataset}", leave=False,
+               disable=not progress)
     for epoch in range(epoch0, spec.epochs):
         seed_epoch(spec.seed, epoch)
         for m in members:
@@ -194,8 +198,8 @@ def fit(members: list[Member], spec: specs.Spec, *, teacher: nn.Module | None = 
         loader = data.make_loader(train_set, spec.batch_size, train=True, seed=spec.seed, epoch=epoch)
         sums = torch.zeros(len(members), device=device)
         t0 = time.perf_counter()
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{spec.epochs}", leave=False, disable=not progress)
-        for images, labels in bar:
+        bar.set_postfix_str(f"epoch {epoch + 1}/{spec.epochs}")
+        for images, labels in loader:
             x = _to_input(images, device)
             x, soft = mixer(x, labels.to(device))
             hard = soft.argmax(1)  # the label with the larger share of a mixed image
@@ -215,6 +219,7 @@ def fit(members: list[Member], spec: specs.Spec, *, teacher: nn.Module | None = 
                 m.optimizer.step()
                 m.scheduler.step()
                 sums[i] += loss.detach()
+            bar.update(1)
         seconds = time.perf_counter() - t0
         last = epoch + 1 == spec.epochs
         accs = [None] * len(members)
@@ -231,6 +236,7 @@ def fit(members: list[Member], spec: specs.Spec, *, teacher: nn.Module | None = 
             m.run.save_checkpoint(m.state(epoch + 1), epoch + 1)
         if on_epoch is not None:
             on_epoch(epoch + 1)
+    bar.close()
 
 
 def _final(member: Member) -> dict[str, Any]:
@@ -240,7 +246,7 @@ def _final(member: Member) -> dict[str, Any]:
 
 
 def _steps(spec: specs.Spec) -> int:
-    n = len(data.build_dataset(spec.dataset, "train", preset=spec.preset, seed=spec.seed))
+    n = len(data.build_dataset(spec.dataset, "train", preset=spec.preset))
     return spec.epochs * (n // spec.batch_size)
 
 
@@ -259,10 +265,10 @@ def supervised(spec: specs.Supervised, run: RunDir, *, init_state: dict[str, tor
     fit([member], spec, device=device, progress=progress)
     result = _final(member)
     if spec.epochs == 0:
-        outs, y = predict_many([model], data.build_dataset(spec.dataset, "test", preset=spec.preset, seed=spec.seed),
+        outs, y = predict_many([model], data.build_dataset(spec.dataset, "test", preset=spec.preset),
                                device=device)
         result["test_acc"] = metrics.accuracy(outs[0], y)
-    train_plain = data.build_dataset(spec.dataset, "train", preset=spec.preset, seed=spec.seed, train_transform=False)
+    train_plain = data.build_dataset(spec.dataset, "train", preset=spec.preset, train_transform=False)
     logits, labels = predict(model, train_plain, device=device)
     summary = metrics.teacher_summary(logits, labels)
     result.update({"train_acc": summary["accuracy"], "train_h_all": summary["h_all"],
@@ -300,7 +306,7 @@ def distill(group: list[specs.Distill], runs: list[RunDir], teacher: nn.Module, 
         run.begin()
     needs = [m for m in members if getattr(m.objective, "needs_teacher_logits", False)]
     if needs:
-        plain = data.build_dataset(spec0.dataset, "train", preset=spec0.preset, seed=spec0.seed, train_transform=False)
+        plain = data.build_dataset(spec0.dataset, "train", preset=spec0.preset, train_transform=False)
         t_logits, _ = predict(teacher, plain, device=device)
         for m in needs:
             m.objective.prepare(t_logits.to(device))
