@@ -18,7 +18,7 @@ import itertools
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any, Sequence, Union
 
 OPTIMIZERS = ("adamw", "sgd")
 INITS = ("random", "pretrained", "target", "finetuned")
@@ -357,3 +357,118 @@ def grid(base: Spec | list[Spec], **axes: Any) -> list[Spec]:
             spec = dataclasses.replace(b, **dict(zip(axes, combo)))
             out.setdefault(run_id(spec), spec)
     return list(out.values())
+
+
+# ----------------------------------------------------------------------------- notebook parameters
+
+TEACHER_ORIGINS = ("finetuned", "scratch")
+# The corpora a teacher's general pretraining can use, per preset (the paper preset uses timm's
+# ImageNet-1K weights; its no-overlap case is a dataset of its own: cars, finer-birds).
+PRETRAIN_CORPORA = {"mini": ("fmnist-general", "fmnist-general-coarse"), "paper": ()}
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _check_list(name: str, value: Any, what: str, ok, allowed: Sequence[Any] | None = None,
+                example: str = "") -> None:
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or len(value) == 0:
+        raise ValueError(f"parameter {name}={value!r} must be a non-empty list of {what}"
+                         f"{f', e.g. {example}' if example else ''}")
+    bad = [v for v in value if not ok(v)]
+    if bad:
+        hint = f"; allowed: {list(allowed)}" if allowed is not None else ""
+        raise ValueError(f"parameter {name}={list(value)!r}: {bad!r} {'is' if len(bad) == 1 else 'are'} not "
+                         f"{what}{hint}")
+
+
+def _check_names(name: str, value: Any, allowed: Sequence[str], what: str) -> None:
+    _check_list(name, value, what, lambda v: isinstance(v, str) and v in allowed, allowed,
+                example=repr(list(allowed[:1])))
+
+
+def _check_parameter(name: str, value: Any, preset_name: str) -> None:
+    from kdlib import data, models, runs
+
+    if name == "datasets":
+        known = data.dataset_names(preset_name)
+        _check_list(name, value, f"dataset names of preset {preset_name!r} (or 'imagefolder:<path>')",
+                    lambda v: isinstance(v, str) and (v in known or (v.startswith("imagefolder:") and len(v) > 12)),
+                    known, example=repr(known[-2:]))
+    elif name in ("teachers", "students"):
+        _check_names(name, value, models.arch_names(preset_name), f"model names of preset {preset_name!r}")
+    elif name == "temperatures":
+        _check_list(name, value, "numbers > 0", lambda v: _is_number(v) and v > 0, example="[1, 4, 40]")
+    elif name == "seeds":
+        _check_list(name, value, "integers >= 0", lambda v: _is_int(v) and v >= 0, example="[0, 1, 2]")
+    elif name == "optimizers":
+        _check_names(name, value, OPTIMIZERS, "optimizer names")
+    elif name == "batch_sizes":
+        _check_list(name, value, "integers >= 1", lambda v: _is_int(v) and v >= 1, example="[64, 256]")
+    elif name == "student_inits":
+        _check_names(name, value, INITS, "student initializations")
+    elif name == "teacher_origins":
+        _check_names(name, value, TEACHER_ORIGINS, "teacher origins")
+    elif name.endswith("_fractions"):
+        _check_list(name, value, "numbers > 0 (fractions of the baseline duration)",
+                    lambda v: _is_number(v) and v > 0, example="[0.25, 0.5, 1, 2]")
+    elif name.endswith("_epochs"):
+        if value is not None and not (_is_int(value) and value >= 1):
+            raise ValueError(f"parameter {name}={value!r} must be None (the preset's default) or an integer >= 1")
+    elif name == "executor":
+        if value not in runs.EXECUTORS:
+            raise ValueError(f"parameter executor={value!r}; choose one of {list(runs.EXECUTORS)}")
+    elif name == "slurm":
+        if not isinstance(value, dict):
+            raise ValueError(f"parameter slurm={value!r} must be a dict of Slurm options, e.g. "
+                             "{'partition': 'gpu', 'timeout_min': 240} ({} for the defaults)")
+    elif name == "output_dir":
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"parameter output_dir={value!r} must be a folder name (relative to outputs/) or a path")
+    elif name.endswith("tolerance"):
+        if not (_is_number(value) and value >= 0):
+            raise ValueError(f"parameter {name}={value!r} must be a number >= 0 (accuracy points)")
+    elif name == "pretrain_corpora":
+        allowed = PRETRAIN_CORPORA.get(preset_name, ())
+        if not isinstance(value, dict):
+            raise ValueError(f"parameter pretrain_corpora={value!r} must be a dict: dataset -> list of pretraining "
+                             f"corpora (None = the preset's), e.g. {{'fmnist-fine': ['fmnist-general', "
+                             "'fmnist-general-coarse']}")
+        for dataset, corpora in value.items():
+            if not allowed and any(c is not None for c in (corpora if isinstance(corpora, list) else [corpora])):
+                raise ValueError(f"parameter pretrain_corpora={value!r}: preset {preset_name!r} pretrains with timm's "
+                                 "ImageNet-1K weights; compare datasets instead (e.g. imagenet-birds vs "
+                                 "finer-birds) and leave pretrain_corpora={}")
+            _check_list(f"pretrain_corpora[{dataset!r}]", corpora, f"corpora of preset {preset_name!r} or None",
+                        lambda v: v is None or v in allowed, [*allowed, None])
+    else:
+        raise ValueError(f"check_parameters() has no rule for parameter {name!r}; known: datasets, teachers, "
+                         "students, temperatures, seeds, optimizers, batch_sizes, student_inits, teacher_origins, "
+                         "*_fractions, *_epochs, executor, slurm, output_dir, *tolerance, pretrain_corpora")
+
+
+def check_parameters(preset_name: str, /, **params: Any) -> None:
+    """Refuse a bad parameters cell before anything trains (papermill passes any value through).
+
+    Checks each parameter by its conventional name: lists of names against the preset
+    (datasets, teachers, students, optimizers, student_inits, teacher_origins), lists of
+    numbers (temperatures > 0, seeds >= 0, batch_sizes >= 1, ``*_fractions`` > 0),
+    ``*_epochs`` (None or >= 1), executor, slurm, output_dir, ``*tolerance`` and
+    pretrain_corpora. Raises ValueError saying what was given and what is allowed.
+    """
+    preset(preset_name)
+    if "datasets" in params:  # checked first: other rules (pretrain_corpora) refer to them
+        _check_parameter("datasets", params["datasets"], preset_name)
+    for name, value in params.items():
+        _check_parameter(name, value, preset_name)
+    corpora = params.get("pretrain_corpora")
+    if isinstance(corpora, dict) and "datasets" in params:
+        extra = sorted(set(corpora) - set(params["datasets"]))
+        if extra:
+            raise ValueError(f"pretrain_corpora names datasets {extra} that are not in datasets={params['datasets']}; "
+                             "add them to datasets or drop them from pretrain_corpora")

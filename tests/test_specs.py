@@ -70,3 +70,55 @@ def test_bad_input_is_a_value_error_that_names_the_choices(make, match):
     t = specs.teacher("resnet50", "fmnist-fine")
     with pytest.raises(ValueError, match=match):
         make(t)
+
+
+# ----------------------------------------------------------------------------- notebook parameters (the study notebooks' cells)
+
+GOOD = dict(datasets=["fmnist-fine"], teachers=["resnet50"], students=["resnet18"], temperatures=[1, 4.0, 40],
+            seeds=[0, 1], optimizers=["adamw", "sgd"], batch_sizes=[64, 256], duration_fractions=[0.0625, 1],
+            finetune_fractions=[0.25, 2.0], distill_epochs=16, teacher_epochs=None, student_inits=list(specs.INITS),
+            teacher_origins=["finetuned", "scratch"], executor="local", slurm={}, output_dir="02",
+            plateau_tolerance=1.0, pretrain_corpora={"fmnist-fine": ["fmnist-general", None]})
+
+
+def test_check_parameters_accepts_the_defaults():
+    specs.check_parameters("mini", **GOOD)
+    specs.check_parameters("paper", datasets=["pets", "cars"], teachers=["vit_s"], pretrain_corpora={})
+
+
+@pytest.mark.parametrize("name, value, match", [
+    ("datasets", "fmnist-fine", "non-empty list"),
+    ("datasets", ["pets"], "dataset names of preset 'mini'"),
+    ("teachers", ["resnet51"], "model names"),
+    ("students", [], "non-empty list"),
+    ("temperatures", [1, 0], "numbers > 0"),
+    ("temperatures", [1, "4"], "numbers > 0"),
+    ("temperatures", [True], "numbers > 0"),
+    ("seeds", [0.5], "integers >= 0"),
+    ("optimizers", ["adam"], r"allowed: \['adamw', 'sgd'\]"),
+    ("batch_sizes", [0], "integers >= 1"),
+    ("duration_fractions", [0.5, -1], "numbers > 0"),
+    ("distill_epochs", 0, "None"),
+    ("distill_epochs", "16", "None"),
+    ("student_inits", ["imagenet"], "student initializations"),
+    ("teacher_origins", ["pretrained"], "teacher origins"),
+    ("executor", "dask", "executor"),
+    ("slurm", [], "dict"),
+    ("output_dir", "", "folder"),
+    ("plateau_tolerance", -1, ">= 0"),
+    ("pretrain_corpora", {"fmnist-fine": ["imagenet"]}, "corpora of preset"),
+    ("pretrain_corpora", {"fmnist-coarse": ["fmnist-general"]}, "not in datasets"),
+    ("pretrain_corpora", ["fmnist-general"], "must be a dict"),
+])
+def test_check_parameters_names_the_bad_value(name, value, match):
+    with pytest.raises(ValueError, match=match):
+        specs.check_parameters("mini", **{**GOOD, name: value})
+
+
+def test_check_parameters_refuses_unknown_presets_names_and_paper_corpora():
+    with pytest.raises(ValueError, match="unknown preset"):
+        specs.check_parameters("tiny", datasets=["fmnist-fine"])
+    with pytest.raises(ValueError, match="no rule for parameter 'colour'"):
+        specs.check_parameters("mini", colour="red")
+    with pytest.raises(ValueError, match="ImageNet-1K"):
+        specs.check_parameters("paper", datasets=["cars"], pretrain_corpora={"cars": ["fmnist-general"]})
