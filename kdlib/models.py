@@ -10,8 +10,6 @@ hands both the same un-normalized batch in [0, 1].
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -149,25 +147,12 @@ def state_num_classes(state: dict[str, torch.Tensor]) -> int:
 
 
 def save_weights(model: nn.Module, path: str | Path) -> None:
-    """Atomic save of a state dict (temp file + os.replace): a crash never leaves half a file."""
-    atomic_torch_save({k: v.detach().cpu() for k, v in model.state_dict().items()}, path)
+    """Atomic save of a state dict (``store.atomic_torch_save``): a crash never leaves half a file."""
+    from kdlib.store import atomic_torch_save  # store imports models lazily too: no cycle at import time
+
+    atomic_torch_save({k: v.detach().cpu() for k, v in model.state_dict().items()}, Path(path))
 
 
 def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
     """Tensors only (``weights_only=True``): loading a checkpoint never runs pickled code."""
     return torch.load(path, map_location="cpu", weights_only=True)
-
-
-def atomic_torch_save(obj: Any, path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

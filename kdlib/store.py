@@ -10,36 +10,50 @@ Layout of ``<root>/<run_id>/``::
     error.json     the traceback of the last failure
 
 Every file is written to a temp file and moved into place with ``os.replace``, so a
-process killed at any instant leaves the old file or the new one. A checkpoint whose hash
-or load fails is moved aside and the previous one is used instead.
+process killed at any instant leaves the old file or the new one (plus, at worst, a
+``.<name>.*.tmp`` that is never read and is removed by the next process that takes the
+run's lock). A checkpoint's sha256 is taken from the bytes in memory before they are
+written, so a checkpoint whose file does not hash to it (a torn or bit-rotted write) or
+does not load is moved aside (``*.corrupt-<time>``) and the previous one is used instead.
+Work on a run happens under ``RunDir.lock`` (``flock``): two processes asked for the same
+run never train it twice, and its record is written once.
 """
 from __future__ import annotations
 
 import contextlib
 import fcntl
 import hashlib
+import io
 import json
 import os
 import tempfile
 import time
 import traceback
+import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
 import torch
 
 from kdlib import paths, specs
-from kdlib.models import atomic_torch_save
 
 KEEP_CHECKPOINTS = 2
+TMP_SUFFIX = ".tmp"
+_STALE_SPEC_TMP_S = 3600  # a spec.json temp file may belong to a live writer that holds no lock
 
 
-def atomic_write_json(path: Path, obj: Any) -> None:
+def _write(f, data: bytes) -> None:
+    """The one place bytes reach a run's files (the fault tests interrupt it)."""
+    f.write(data)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """``data`` to ``path`` via a temp file in the same folder, fsync and ``os.replace``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1, sort_keys=True, default=str)
+        with os.fdopen(fd, "wb") as f:
+            _write(f, data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -48,12 +62,17 @@ def atomic_write_json(path: Path, obj: Any) -> None:
         raise
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, json.dumps(obj, indent=1, sort_keys=True, default=str).encode())
+
+
+def atomic_torch_save(obj: Any, path: Path) -> bytes:
+    """``torch.save`` through ``atomic_write_bytes``; returns the bytes written (to hash them)."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    data = buffer.getvalue()
+    atomic_write_bytes(Path(path), data)
+    return data
 
 
 def check_root(root: str | Path | None) -> Path:
@@ -84,22 +103,55 @@ class RunDir:
     def done(self) -> bool:
         return (self.path / "result.json").is_file()
 
+    @property
+    def status(self) -> str:
+        """``done``, ``failed``, ``running`` (has a checkpoint) or ``pending``."""
+        return _status(self.path)
+
     def result(self) -> dict[str, Any]:
         return json.loads((self.path / "result.json").read_text())
 
-    def begin(self) -> None:
+    def error(self) -> dict[str, Any] | None:
+        """The last failure: ``{"error", "traceback", "time"}``, or None."""
+        return _read(self.path, "error.json") or None
+
+    def declare(self) -> None:
+        """Create the folder and its spec.json (safe without the lock: the spec never changes)."""
         self.path.mkdir(parents=True, exist_ok=True)
         if not (self.path / "spec.json").is_file():
             atomic_write_json(self.path / "spec.json", specs.to_dict(self.spec))
 
+    def begin(self) -> None:
+        """Start (or resume) work on the run; the caller holds ``lock()``.
+
+        Removes what a killed writer left (temp files, checkpoints state.json does not
+        list) and the record of an earlier failure: the run is being retried.
+        """
+        self.declare()
+        now = time.time()
+        for tmp in self.path.glob(f".*{TMP_SUFFIX}"):
+            with contextlib.suppress(FileNotFoundError):
+                if not tmp.name.startswith(".spec.json.") or now - tmp.stat().st_mtime > _STALE_SPEC_TMP_S:
+                    tmp.unlink()
+        self._drop_unlisted_checkpoints()
+        (self.path / "error.json").unlink(missing_ok=True)
+
     @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
-        """Exclusive across processes (and Slurm jobs on a shared file system with flock)."""
+    def lock(self, blocking: bool = True) -> Iterator[bool]:
+        """Exclusive across processes (and Slurm jobs on a shared file system with flock).
+
+        Yields True once held; with ``blocking=False`` yields False at once if another
+        process holds it.
+        """
         self.path.mkdir(parents=True, exist_ok=True)
         with open(self.path / "lock", "a") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
             try:
-                yield
+                fcntl.flock(f, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
             finally:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
@@ -111,32 +163,49 @@ class RunDir:
             return {"checkpoints": []}
 
     def save_checkpoint(self, state: dict[str, Any], epoch: int) -> None:
-        """Write ckpt-<epoch>.pt, then record it (with its hash) in state.json; keep the last two."""
+        """Write ckpt-<epoch>.pt, then record it (with its hash) in state.json; keep the last two.
+
+        A kill before state.json is replaced leaves the previous state.json, which does
+        not list the new file: it is never loaded, and the next save or ``begin`` removes it.
+        """
         file = self.path / f"ckpt-{epoch}.pt"
-        atomic_torch_save(state, file)
+        data = atomic_torch_save(state, file)
         entries = [c for c in self._state()["checkpoints"] if c["epoch"] != epoch]
-        entries.append({"epoch": epoch, "file": file.name, "sha256": _sha256(file)})
-        keep, drop = entries[-KEEP_CHECKPOINTS:], entries[:-KEEP_CHECKPOINTS]
-        atomic_write_json(self.path / "state.json", {"checkpoints": keep})
-        for c in drop:
-            (self.path / c["file"]).unlink(missing_ok=True)
+        entries.append({"epoch": epoch, "file": file.name, "sha256": hashlib.sha256(data).hexdigest()})
+        atomic_write_json(self.path / "state.json", {"checkpoints": entries[-KEEP_CHECKPOINTS:]})
+        self._drop_unlisted_checkpoints()
+
+    def _drop_unlisted_checkpoints(self) -> None:
+        listed = {c["file"] for c in self._state()["checkpoints"]}
+        for file in self.path.glob("ckpt-*.pt"):
+            if file.name not in listed:
+                file.unlink(missing_ok=True)
 
     def load_checkpoint(self) -> dict[str, Any] | None:
         """Newest checkpoint that passes its hash and loads; bad ones are set aside."""
+        return self._newest_good()[1]
+
+    def checkpoint_epoch(self) -> int:
+        """Epoch of the newest checkpoint that passes its hash and loads (0: none); bad ones are set aside."""
+        entry, _ = self._newest_good()
+        return entry["epoch"] if entry else 0
+
+    def _newest_good(self) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         entries = self._state()["checkpoints"]
         for entry in reversed(entries):
             file = self.path / entry["file"]
             try:
-                if _sha256(file) != entry["sha256"]:
+                data = file.read_bytes()
+                if hashlib.sha256(data).hexdigest() != entry["sha256"]:
                     raise ValueError("sha256 mismatch")
-                return torch.load(file, map_location="cpu", weights_only=True)
+                return entry, torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
             except Exception as e:  # noqa: BLE001 - any unreadable checkpoint is distrusted
                 if file.exists():
-                    os.replace(file, file.with_name(f"{file.name}.corrupt-{int(time.time())}"))
+                    os.replace(file, file.with_name(f"{file.name}.corrupt-{time.time_ns()}"))
                 entries = [c for c in entries if c is not entry]
                 atomic_write_json(self.path / "state.json", {"checkpoints": entries})
-                print(f"[kdlib] run {self.id}: checkpoint {entry['file']} unusable ({e}); falling back")
-        return None
+                print(f"[kdlib] run {self.id}: checkpoint {entry['file']} unusable ({e}); falling back", flush=True)
+        return None, None
 
     # -- the end of a run --------------------------------------------------------------
     def finish(self, result: dict[str, Any], weights: torch.nn.Module | None = None) -> None:
@@ -149,10 +218,11 @@ class RunDir:
             (self.path / c["file"]).unlink(missing_ok=True)
         (self.path / "state.json").unlink(missing_ok=True)
 
-    def fail(self, exc: BaseException) -> None:
-        self.begin()
+    def fail(self, exc: BaseException, text: str | None = None) -> None:
+        """Record a failure (the caller holds the lock): load_results shows it until a retry."""
+        self.declare()
         atomic_write_json(self.path / "error.json", {
-            "error": repr(exc), "traceback": "".join(traceback.format_exception(exc)), "time": time.time()})
+            "error": repr(exc), "traceback": text or "".join(traceback.format_exception(exc)), "time": time.time()})
 
     @property
     def failed(self) -> bool:
@@ -224,7 +294,11 @@ def load_results(root: str | Path | None = None, kind: str = "distill"):
     rows, teachers = [], {}
     for path in sorted(root.glob("*/spec.json")):
         run = path.parent
-        spec = specs.from_dict(json.loads(path.read_text()))
+        try:
+            spec = specs.from_dict(json.loads(path.read_text()))
+        except (ValueError, TypeError) as e:  # a spec of another kdlib version: say so, keep going
+            warnings.warn(f"skipping run {run.name}: its spec.json does not load ({e})")
+            continue
         row = {"run_id": run.name, **describe(spec), "status": _status(run)}
         if kind != "all" and row["kind"] != kind:
             continue
