@@ -1,18 +1,31 @@
-"""Run a grid as submitit jobs: subprocesses on this machine, or a Slurm array.
+"""Run a grid as submitit jobs: subprocesses on this machine, or a Slurm job array.
 
 One job = one shared distillation pass (runs that differ only in temperature/loss) or one
-supervised run. Jobs are ``Checkpointable``: when Slurm preempts or times one out,
-submitit requeues it and the job resumes from the run's last epoch checkpoint in the
-store. Submitted job ids are written to ``<root>/_jobs/inflight.json`` so that a later
-``ensure`` (e.g. after ``wait=False``) does not submit a run that is still in flight.
+supervised run (a teacher, or a student initialization, with its own init chain). The
+supervised jobs go first; on Slurm the distillation array waits for them with
+``--dependency=afterany``, locally it is submitted once they have ended.
+
+Jobs are ``submitit.helpers.Checkpointable``: when Slurm preempts or times out a job
+(submitit's USR2 handler), submitit requeues it with the same arguments, and the rerun
+resumes from each run's last epoch checkpoint in the store. The submitted job ids are
+kept in ``<root>/_jobs/inflight.json`` so that a later ``ensure`` (after ``wait=False``,
+or from another notebook) waits for a run whose job is still pending or running instead
+of submitting it again. Even if two jobs do run the same run, its file lock makes one
+train it and the other find it done.
+
+``LocalExecutor`` starts every job at once; kdlib jobs take one of ``max_parallel`` slot
+locks before they work, so at most that many train together, each with
+``cpu_count // max_parallel`` torch threads.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import submitit
 from tqdm.auto import tqdm
@@ -20,14 +33,36 @@ from tqdm.auto import tqdm
 from kdlib import specs
 from kdlib.store import RunDir, atomic_write_json
 
-SLURM_DEFAULTS: dict[str, Any] = dict(partition=None, gpus_per_node=1, cpus_per_task=8, mem_gb=32,
-                                      timeout_min=12 * 60, array_parallelism=64, additional_parameters=None)
+# kdlib's names for the usual sbatch resources. Any other SlurmExecutor parameter (qos,
+# account, constraint, exclude, setup, signal_delay_s, ...) passes through as is; sbatch
+# flags submitit has no name for go in additional_parameters={"flag": value}.
+SLURM_DEFAULTS: dict[str, Any] = dict(
+    partition=None,            # None: the cluster's default partition
+    gpus_per_node=1,
+    cpus_per_task=8,           # data loader workers of the paper preset + the main process
+    mem_gb=32,
+    timeout_min=12 * 60,       # per job; a job that times out is requeued and resumes
+    array_parallelism=64,      # array tasks running at once
+    max_num_timeout=3,         # how many timeouts a job may be requeued after (preemptions are not counted)
+    additional_parameters=None,
+    job_name="kdlib",
+)
+_GENERIC = {"gpus_per_node", "cpus_per_task", "mem_gb", "timeout_min", "nodes", "tasks_per_node"}
+LOCAL_TIMEOUT_MIN = 7 * 24 * 60  # LocalExecutor's own default is 2 minutes
+_ALIVE_SLURM = {"PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING", "COMPLETING",
+                "SUSPENDED", "RESIZING", "PREEMPTED", "STAGE_OUT", "SIGNALING"}
+_JOBS: dict[str, Any] = {}  # job id -> submitit Job submitted by this process (precise state)
 
 
 class Job(submitit.helpers.Checkpointable):
-    """A picklable job body; requeued on preemption (the store makes the rerun a resume)."""
+    """A picklable job body; requeued with the same arguments on preemption or timeout.
 
-    def __call__(self, payload: list[dict[str, Any]], root: str, threads: int | None = None) -> list[str]:
+    The arguments are plain dicts (specs), so a requeued job needs nothing but the
+    store to resume: ``train.fit`` starts each run at its last good checkpoint.
+    """
+
+    def __call__(self, payload: list[dict[str, Any]], root: str, threads: int | None = None,
+                 slots: int | None = None) -> list[str]:
         import torch
 
         from kdlib import runs
@@ -35,57 +70,162 @@ class Job(submitit.helpers.Checkpointable):
         if threads:
             torch.set_num_threads(threads)
         todo = [specs.from_dict(d) for d in payload]
-        if isinstance(todo[0], specs.Supervised):
-            for spec in todo:
-                runs.run_supervised(spec, root, progress=False)
+        ids = [specs.run_id(s) for s in todo]
+        with _slot(Path(root) / "_jobs" / "slots", slots):
+            print(f"[kdlib] job runs {', '.join(ids)} ({torch.get_num_threads()} threads)", flush=True)
+            if isinstance(todo[0], specs.Supervised):
+                for spec in todo:
+                    runs.run_supervised(spec, root, progress=False)
+            else:
+                runs.run_group(todo, root, progress=False)
+        return ids
+
+
+@contextlib.contextmanager
+def _slot(folder: Path, slots: int | None) -> Iterator[None]:
+    """Hold one of ``slots`` flock'ed files (a cross-process semaphore); no-op without slots."""
+    if not slots:
+        yield
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    while True:
+        for i in range(slots):
+            f = open(folder / f"slot-{i}.lock", "a")
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                f.close()
+                continue
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+                f.close()
+            return
+        time.sleep(0.5)
+
+
+# ----------------------------------------------------------------------------- executors
+
+def slurm_parameters(slurm: dict[str, Any] | None) -> tuple[dict[str, Any], int]:
+    """kdlib's Slurm options -> (AutoExecutor.update_parameters kwargs, max_num_timeout)."""
+    if slurm is not None and not isinstance(slurm, dict):
+        raise ValueError(f"slurm={slurm!r} must be a dict of options, e.g. {{'partition': 'gpu', 'gpus_per_node': 1}}")
+    options = {**SLURM_DEFAULTS, **(slurm or {})}
+    for key in ("nodes", "tasks_per_node"):
+        if options.get(key, 1) != 1:
+            raise ValueError(f"slurm {key}={options[key]!r}: a kdlib job is one process on one node "
+                             "(a grid becomes a job array instead); leave it at 1")
+    max_num_timeout = options.pop("max_num_timeout")
+    if isinstance(max_num_timeout, bool) or not isinstance(max_num_timeout, int) or max_num_timeout < 0:
+        raise ValueError(f"slurm max_num_timeout={max_num_timeout!r} must be an integer >= 0")
+    params = {}
+    for key, value in options.items():
+        if value is None:
+            continue
+        if key == "job_name":
+            params["name"] = value
+        elif key == "gpus_per_node" and value == 0:
+            continue  # a CPU job: no --gpus-per-node line at all
+        elif key == "additional_parameters" and not isinstance(value, dict):
+            raise ValueError(f"slurm additional_parameters={value!r} must be a dict of sbatch flags, "
+                             "e.g. {'reservation': 'kd', 'exclusive': True}")
+        elif key in _GENERIC:
+            params[key] = value
         else:
-            runs.run_group(todo, root, progress=False)
-        return [specs.run_id(s) for s in todo]
+            params[f"slurm_{key}"] = dict(value) if key == "additional_parameters" else value
+    return params, max_num_timeout
 
 
-def make_executor(executor: str, folder: Path, *, slurm: dict[str, Any] | None = None, max_parallel: int = 2):
+def make_executor(executor: str, folder: Path, *, slurm: dict[str, Any] | None = None,
+                  dependency: list[str] | None = None):
     """A configured submitit executor; Slurm options submitit rejects become a ValueError with the fix."""
     if executor == "submitit-local":
         ex = submitit.LocalExecutor(folder=folder)
-        ex.update_parameters(timeout_min=24 * 60)
+        ex.update_parameters(timeout_min=LOCAL_TIMEOUT_MIN)
         return ex
     if executor != "slurm":
         raise ValueError(f"unknown executor {executor!r}; choose 'local', 'submitit-local' or 'slurm'")
-    options = {**SLURM_DEFAULTS, **(slurm or {})}
-    unknown = set(options) - set(SLURM_DEFAULTS)
-    if unknown:
-        raise ValueError(f"unknown Slurm option(s) {sorted(unknown)}; known: {sorted(SLURM_DEFAULTS)} "
-                         "(anything else goes in additional_parameters={'sbatch_option': value})")
-    ex = submitit.AutoExecutor(folder=folder, cluster="slurm")
-    params = dict(gpus_per_node=options["gpus_per_node"], cpus_per_task=options["cpus_per_task"],
-                  mem_gb=options["mem_gb"], timeout_min=options["timeout_min"],
-                  slurm_array_parallelism=options["array_parallelism"])
-    if options["partition"]:
-        params["slurm_partition"] = options["partition"]
-    if options["additional_parameters"]:
-        params["slurm_additional_parameters"] = dict(options["additional_parameters"])
+    params, max_num_timeout = slurm_parameters(slurm)
+    if submitit.SlurmExecutor.affinity() <= 0:
+        raise ValueError("executor='slurm' needs Slurm: run this on a login node of the cluster (srun and sbatch "
+                         "on PATH); on this machine use executor='submitit-local' or 'local'")
+    if dependency:
+        params["slurm_dependency"] = "afterany:" + ":".join(dependency)
+    ex = submitit.AutoExecutor(folder=folder, cluster="slurm", slurm_max_num_timeout=max_num_timeout)
     try:
         ex.update_parameters(**params)
-    except (ValueError, TypeError) as e:
-        raise ValueError(f"submitit rejected the Slurm options {params}: {e}. Fix the option in slurm={{...}}; "
-                         "sbatch flags without a submitit name go in additional_parameters") from e
+    except (ValueError, TypeError, NameError, AssertionError) as e:
+        known = sorted(set(SLURM_DEFAULTS))
+        raise ValueError(
+            f"submitit rejected slurm={slurm!r}: {str(e).strip()}\nFix the option: kdlib's names are {known}; any "
+            "other submitit SlurmExecutor parameter (qos, account, constraint, exclude, setup, ...) is passed "
+            "through, and sbatch flags without a submitit name go in additional_parameters={'flag': value}") from e
     return ex
 
+
+# ----------------------------------------------------------------------------- jobs in flight
 
 def _inflight_path(root: Path) -> Path:
     return root / "_jobs" / "inflight.json"
 
 
-def _alive(entry: dict[str, Any]) -> bool:
-    if entry["executor"] == "submitit-local":
+@contextlib.contextmanager
+def _registry(root: Path) -> Iterator[dict[str, dict[str, Any]]]:
+    """inflight.json under a lock: read, let the caller change it, write it back."""
+    path = _inflight_path(root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            os.kill(int(entry["job_id"].split("_")[0]), 0)
-            return True
-        except (OSError, ValueError):
+            entries = json.loads(path.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            entries = {}
+        yield entries
+        # forget runs that landed: their entries can never matter again
+        entries = {rid: e for rid, e in entries.items() if not (root / rid / "result.json").is_file()}
+        atomic_write_json(path, entries)
+
+
+def _pid_alive(pid: int) -> bool:
+    proc = Path(f"/proc/{pid}")
+    if proc.parent.is_dir():
+        try:
+            stat = (proc / "stat").read_text()
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
             return False
-    job = submitit.SlurmJob(folder=entry["folder"], job_id=entry["job_id"])
-    return job.state not in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL",
-                             "PREEMPTED", "FINISHED", "INTERRUPTED", "UNKNOWN")
+        # a zombie has ended; a reused pid runs something else than submitit's controller
+        return stat.rsplit(")", 1)[1].split()[0] != "Z" and b"submitit" in cmdline
+    try:
+        os.kill(pid, 0)
+        return True
+    except OSError:
+        return False
+
+
+def _alive(entries: list[dict[str, Any]]) -> list[bool]:
+    """Whether each entry's job is still pending or running."""
+    out = []
+    slurm_ids = {e["job_id"] for e in entries if e["executor"] == "slurm" and e["job_id"] not in _JOBS}
+    states: dict[str, str] = {}
+    if slurm_ids:
+        watcher = submitit.SlurmJob.watcher
+        for jid in slurm_ids:
+            watcher.register_job(jid)
+        watcher.update()
+        states = {jid: watcher.get_state(jid, mode="cache") for jid in slurm_ids}
+    for e in entries:
+        job = _JOBS.get(e["job_id"])
+        if job is not None:
+            out.append(not job.done())
+        elif submitit.core.utils.JobPaths(e["folder"], e["job_id"], 0).result_pickle.exists():
+            out.append(False)
+        elif e["executor"] == "submitit-local":
+            out.append(_pid_alive(int(e["job_id"])))
+        else:
+            out.append(states.get(e["job_id"], "UNKNOWN").split()[0].upper() in _ALIVE_SLURM)
+    return out
 
 
 def inflight(root: Path) -> dict[str, dict[str, Any]]:
@@ -94,66 +234,131 @@ def inflight(root: Path) -> dict[str, dict[str, Any]]:
         entries = json.loads(_inflight_path(root).read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return {}
-    return {rid: e for rid, e in entries.items() if _alive(e)}
+    entries = {rid: e for rid, e in entries.items() if not (root / rid / "result.json").is_file()}
+    alive = _alive(list(entries.values()))
+    return {rid: e for (rid, e), ok in zip(entries.items(), alive) if ok}
 
 
-def submit(sup: list[specs.Supervised], groups: list[list[specs.Distill]], root: Path, *, executor: str,
-           wait: bool = True, progress: bool = True, max_parallel: int = 2,
-           slurm: dict[str, Any] | None = None) -> list[Any]:
-    """Submit what is missing and not in flight; with ``wait``, block until every job ends."""
-    folder = root / "_jobs"
-    ex = make_executor(executor, folder, slurm=slurm, max_parallel=max_parallel)
-    busy = inflight(root)
-    threads = max(1, (os.cpu_count() or 1) // max_parallel) if executor == "submitit-local" else None
-    # Teachers and student initializations first, each once: jobs of a grid share them.
-    needed: dict[str, specs.Supervised] = {specs.run_id(s): s for s in sup}
-    for group in groups:
-        for s in (group[0].teacher, *(g.student_init for g in group)):
-            if isinstance(s, specs.Supervised) and not RunDir(s, root).done:
-                needed.setdefault(specs.run_id(s), s)
-    # Init chains (pretraining before finetuning) run inside one job, in order.
-    payloads = [[s] for rid, s in needed.items() if rid not in busy]
-    waves = [payloads] + [[[*g] for g in groups if not any(specs.run_id(s) in busy for s in g)]]
-    jobs = []
-    for wave in waves:
-        wave_jobs = _submit_wave(ex, wave, root, threads, executor, max_parallel, wait, progress)
-        jobs += wave_jobs
-    return jobs
+# ----------------------------------------------------------------------------- submitting
+
+class Submitter:
+    """Submits what is missing and not in flight, then (``wait``) follows it until it lands."""
+
+    def __init__(self, executor: str, root: Path, *, slurm: dict[str, Any] | None = None, max_parallel: int = 2):
+        root = Path(root).absolute()  # jobs may start elsewhere (another node, another working folder)
+        self.executor, self.root, self.folder = executor, root, root / "_jobs"
+        self.slurm, self.max_parallel = slurm, max_parallel
+        self.executor_for()  # every option is checked now, before anything is submitted
+        local = executor == "submitit-local"
+        self.threads = max(1, (os.cpu_count() or 1) // max_parallel) if local else None
+        self.slots = max_parallel if local else None
+        self.poll_s = 1.0 if local else 15.0
+
+    def executor_for(self, dependency: list[str] | None = None):
+        return make_executor(self.executor, self.folder, slurm=self.slurm, dependency=dependency)
+
+    def submit(self, sup: list[specs.Supervised], groups: list[list[specs.Distill]], *, wait: bool = True,
+               progress: bool = True) -> list[Any]:
+        from kdlib.runs import prerequisites
+
+        busy = inflight(self.root)
+        # Teachers and student initializations first, each once: the jobs of a grid share them.
+        needed = prerequisites(sup, groups, self.root)
+        first = [[s] for rid, s in needed.items() if rid not in busy]
+        second = [p for g in groups if (p := [s for s in g if specs.run_id(s) not in busy])]
+        waiting = list(dict.fromkeys([*needed, *(specs.run_id(s) for g in groups for s in g)]))
+        bar = tqdm(total=len(waiting), desc="runs landed", disable=not (progress and wait))
+        jobs = self._submit(first)
+        if second:
+            if self.executor == "slurm":
+                deps = {j.job_id.split("_")[0] for j, _ in jobs} | {busy[r]["job_id"].split("_")[0]
+                                                                   for r in needed if r in busy}
+                jobs += self._submit(second, dependency=sorted(deps))
+            else:
+                if wait:  # locally, a distillation job would only sit on its slot waiting for the teacher
+                    self._follow(jobs, busy, list(needed), bar)
+                jobs += self._submit(second)
+        if wait:
+            self._follow(jobs, busy, waiting, bar)
+            self._record_lost(jobs)
+            failed = [(rid, _error_line(self.root / rid)) for rid in waiting
+                      if _landed(self.root / rid) and not (self.root / rid / "result.json").is_file()]
+            if failed:
+                from kdlib.runs import warn_failed
+                warn_failed(failed)
+        bar.close()
+        return [j for j, _ in jobs]
+
+    def _submit(self, payloads: list[list[specs.Spec]], dependency: list[str] | None = None):
+        if not payloads:
+            return []
+        for spec in (s for p in payloads for s in p):  # retry_failed: the old error is not this attempt's
+            run = RunDir(spec, self.root)
+            with run.lock(blocking=False) as held:
+                if held and run.failed:
+                    (run.path / "error.json").unlink(missing_ok=True)
+        ex = self.executor_for(dependency)
+        args = [[specs.to_dict(s) for s in p] for p in payloads]
+        with ex.batch():  # one Slurm array per wave
+            jobs = [ex.submit(Job(), a, str(self.root), self.threads, self.slots) for a in args]
+        pairs = [(job, [specs.run_id(s) for s in p]) for job, p in zip(jobs, payloads)]
+        with _registry(self.root) as entries:
+            for job, ids in pairs:
+                _JOBS[str(job.job_id)] = job
+                for rid in ids:
+                    entries[rid] = {"job_id": str(job.job_id), "executor": self.executor, "folder": str(ex.folder),
+                                    "time": time.time()}
+        return pairs
+
+    def _follow(self, jobs, busy: dict[str, dict[str, Any]], ids: list[str], bar) -> None:
+        """Until every run of ``ids`` has landed (done or failed) or no job that could land it is alive."""
+        others = {e["job_id"]: e for rid, e in busy.items() if rid in ids}
+        last_check, all_landed = 0.0, None
+        while True:
+            landed = sum(_landed(self.root / rid) for rid in ids)
+            if landed > bar.n:
+                bar.update(landed - bar.n)
+            running = [j for j, _ in jobs if not j.done()]
+            if landed == len(ids):
+                # a job writes its runs' records, then ends: give it a moment, so that the next call
+                # does not find it in flight (Slurm's accounting may lag behind: do not wait for that)
+                all_landed = all_landed or time.time()
+                if not running or time.time() - all_landed > 30:
+                    return
+            if others and time.time() - last_check > self.poll_s * 5:  # jobs of another call: poll gently
+                alive = _alive(list(others.values()))
+                others = {k: e for (k, e), ok in zip(others.items(), alive) if ok}
+                last_check = time.time()
+            if not running and not others:
+                return
+            time.sleep(self.poll_s)
+
+    def _record_lost(self, jobs) -> None:
+        """A job that died without recording (killed, out of memory, broken environment): say so per run."""
+        for job, ids in jobs:
+            if not job.done():
+                continue
+            lost = [rid for rid in ids if not _landed(self.root / rid)]
+            if not lost:
+                continue
+            exc = job.exception()
+            text = str(exc) if exc is not None else f"job {job.job_id} ended ({job.state}) without finishing the run"
+            for rid in lost:
+                spec_file = self.root / rid / "spec.json"
+                if not spec_file.is_file():
+                    continue
+                run = RunDir(specs.from_dict(json.loads(spec_file.read_text())), self.root)
+                with run.lock(blocking=False) as held:
+                    if held and not _landed(run.path):
+                        run.fail(RuntimeError(f"job {job.job_id} failed: {text.strip().splitlines()[-1]}"), text)
 
 
-def _submit_wave(ex, payloads, root: Path, threads, executor: str, max_parallel: int, wait: bool, progress: bool):
-    if not payloads:
-        return []
-    # LocalExecutor starts every job at once: cap how many run together.
-    chunk = max_parallel if executor == "submitit-local" else len(payloads)
-    jobs = []
-    total = sum(len(p) for p in payloads)
-    with tqdm(total=total, desc="runs landed", disable=not (progress and wait)) as bar:
-        for start in range(0, len(payloads), chunk):
-            part = payloads[start:start + chunk]
-            args = [[specs.to_dict(s) for s in p] for p in part]
-            with ex.batch():
-                part_jobs = [ex.submit(Job(), a, str(root), threads) for a in args]
-            _record(root, part, part_jobs, executor, ex.folder)
-            jobs += part_jobs
-            if wait:
-                for p, job in zip(part, part_jobs):
-                    try:
-                        job.result()
-                    except Exception as e:  # noqa: BLE001 - the store records the failure per run
-                        print(f"[kdlib] job {job.job_id} failed: {str(e).splitlines()[-1] if str(e) else e!r}")
-                    bar.update(len(p))
-    return jobs
+def _landed(path: Path) -> bool:
+    return (path / "result.json").is_file() or (path / "error.json").is_file()
 
 
-def _record(root: Path, payloads, jobs, executor: str, folder) -> None:
-    path = _inflight_path(root)
+def _error_line(path: Path) -> str:
     try:
-        entries = json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        entries = {}
-    for p, job in zip(payloads, jobs):
-        for s in p:
-            entries[specs.run_id(s)] = {"job_id": str(job.job_id), "executor": executor, "folder": str(folder),
-                                        "time": time.time()}
-    atomic_write_json(path, entries)
+        return json.loads((path / "error.json").read_text()).get("error", "failed")
+    except (OSError, json.JSONDecodeError):
+        return "failed"

@@ -8,17 +8,20 @@ materializes teachers and student initializations first, each once, under a file
 Executors: ``local`` (this process, tqdm progress), ``submitit-local`` (submitit's
 LocalExecutor: real subprocesses through the same job protocol as Slurm) and ``slurm``
 (submitit's AutoExecutor; a preempted or timed-out job is requeued and resumes from the
-run's last epoch checkpoint).
+run's last epoch checkpoint). See ``kdlib.cluster``.
+
+Faults: a run that raises records its traceback (``error.json``) and shows up as
+``status == "failed"`` in ``load_results``; ``ensure(..., retry_failed=True)`` runs it
+again. A killed run resumes from its last good checkpoint (``kdlib.store``).
 """
 from __future__ import annotations
 
 import contextlib
-import time
+import warnings
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable
 
-import torch
 from tqdm.auto import tqdm
 
 from kdlib import data, models, specs, train
@@ -27,58 +30,80 @@ from kdlib.store import RunDir, check_root, load_results
 EXECUTORS = ("local", "submitit-local", "slurm")
 
 
-def materialize(spec: specs.Init, root: str | Path | None = None, *, device=None, progress: bool = True):
-    """Weights of a supervised run (training it, and its own init, first if missing); None for hub/random."""
+def materialize(spec: specs.Init, root: str | Path | None = None, *, device=None, progress: bool = True,
+                retry_failed: bool = True):
+    """Weights of a supervised run (training it, and its own init, first if missing); None for hub/random.
+
+    ``retry_failed=False``: a run that failed before raises instead of training again
+    (the jobs of a grid leave retrying a teacher to the one job that owns it).
+    """
     if isinstance(spec, str):
         return None
     run = RunDir(spec, root)
     if not run.done:
-        init_state = materialize(spec.init, root, device=device, progress=progress)
+        init_state = materialize(spec.init, root, device=device, progress=progress, retry_failed=retry_failed)
         with run.lock():
-            if not run.done:
+            if not run.done and run.failed and not retry_failed:
+                raise RuntimeError(f"{spec.arch} run {run.id} on {spec.dataset} failed: {run.error()['error']} "
+                                   "(traceback: RunDir(spec).error()); ensure(..., retry_failed=True) retries it")
+            if not run.done:  # another process may have finished it while we waited
                 try:
                     train.supervised(spec, run, init_state=init_state, device=device, progress=progress)
-                except BaseException as e:
+                except Exception as e:  # an interrupt or a preemption is not a failure of the run
                     run.fail(e)
                     raise
     return run.weights()
 
 
-def load_model(spec: specs.Supervised, root: str | Path | None = None, *, device=None, progress: bool = True):
+def load_model(spec: specs.Supervised, root: str | Path | None = None, *, device=None, progress: bool = True,
+               retry_failed: bool = True):
     """The trained model of a supervised spec (a teacher), trained now if missing."""
-    state = materialize(spec, root, device=device, progress=progress)
+    state = materialize(spec, root, device=device, progress=progress, retry_failed=retry_failed)
     info = data.dataset_info(spec.dataset, spec.preset)
     return models.create(spec.arch, info.num_classes, preset=spec.preset, state=state)
 
 
-def _checkpoint_epoch(run: RunDir) -> int:
-    entries = run._state()["checkpoints"]
-    return entries[-1]["epoch"] if entries else 0
-
-
 def run_group(group: list[specs.Distill], root: str | Path | None = None, *, device=None,
               progress: bool = True) -> None:
-    """The body of one job: distil every unfinished run of ``group`` in one shared pass."""
-    teacher = load_model(group[0].teacher, root, device=device, progress=progress)
-    inits = {specs.run_id(s.student_init): materialize(s.student_init, root, device=device, progress=progress)
-             for s in group if isinstance(s.student_init, specs.Supervised)}
+    """The body of one job: distil every unfinished run of ``group`` in one shared pass.
+
+    Members whose newest good checkpoints differ (a kill between two members' checkpoint
+    writes, a corrupt file set aside) resume in separate passes, each from its own epoch.
+    Any failure is recorded in every run it stopped, then raised.
+    """
     runs = sorted((RunDir(s, root) for s in group), key=lambda r: r.id)
+    try:  # teacher and initializations: trained here if missing, but not retried if they failed
+        teacher = load_model(group[0].teacher, root, device=device, progress=progress, retry_failed=False)
+        inits = {specs.run_id(s.student_init): materialize(s.student_init, root, device=device, progress=progress,
+                                                           retry_failed=False)
+                 for s in group if isinstance(s.student_init, specs.Supervised)}
+    except Exception as e:
+        for r in runs:
+            with r.lock(blocking=False) as held:
+                if held and not r.done:  # a run someone else holds is theirs to record
+                    r.fail(e)
+        raise
+    errors = []
     with contextlib.ExitStack() as stack:
         for run in runs:  # sorted order: two jobs never wait on each other
             stack.enter_context(run.lock())
-        todo = [r for r in runs if not r.done]
         by_epoch: dict[int, list[RunDir]] = defaultdict(list)
-        for r in todo:
-            by_epoch[_checkpoint_epoch(r)].append(r)
-        for same in by_epoch.values():
+        for r in runs:
+            if not r.done:
+                by_epoch[r.checkpoint_epoch()].append(r)
+        for epoch, same in sorted(by_epoch.items()):
+            if epoch:
+                print(f"[kdlib] resuming {', '.join(r.id for r in same)} from epoch {epoch}", flush=True)
             try:
                 train.distill([r.spec for r in same], same, teacher,
                               student_states=[inits.get(specs.run_id(r.spec.student_init)) for r in same],
                               device=device, progress=progress)
-            except BaseException as e:
+            except Exception as e:  # noqa: BLE001 - recorded per run, raised below
                 for r in same:
                     r.fail(e)
-                raise
+                errors.append(e)
+    if errors:
+        raise errors[0]
 
 
 def run_supervised(spec: specs.Supervised, root: str | Path | None = None, *, device=None,
@@ -96,11 +121,38 @@ def plan(spec_list: Iterable[specs.Spec], root: str | Path | None = None, *,
             continue
         if isinstance(spec, specs.Supervised):
             sup.append(spec)
-        elif isinstance(spec, specs.Distill):
-            groups[spec.share_key].append(spec)
         else:
-            raise ValueError(f"not a run spec: {spec!r}; build specs with kdlib.specs")
+            groups[spec.share_key].append(spec)
     return sup, list(groups.values())
+
+
+def prerequisites(sup: list[specs.Supervised], groups: list[list[specs.Distill]],
+                  root: str | Path | None = None) -> dict[str, specs.Supervised]:
+    """Supervised runs to train before the distillation groups: the asked ones, missing teachers and inits."""
+    needed = {specs.run_id(s): s for s in sup}
+    for group in groups:
+        for s in (group[0].teacher, *(g.student_init for g in group)):
+            if isinstance(s, specs.Supervised) and not RunDir(s, root).done:
+                needed.setdefault(specs.run_id(s), s)
+    return needed
+
+
+def _check(spec_list: Any, executor: str, max_parallel: Any) -> list[specs.Spec]:
+    if executor not in EXECUTORS:
+        raise ValueError(f"unknown executor {executor!r}; choose one of {EXECUTORS} ('local' trains in this "
+                         "process, 'submitit-local' in subprocesses, 'slurm' as a Slurm job array)")
+    if isinstance(max_parallel, bool) or not isinstance(max_parallel, int) or max_parallel < 1:
+        raise ValueError(f"max_parallel={max_parallel!r} must be a positive integer (jobs run at once by "
+                         "'submitit-local')")
+    if isinstance(spec_list, (specs.Supervised, specs.Distill)):
+        spec_list = [spec_list]
+    spec_list = list(spec_list)
+    if not spec_list:
+        raise ValueError("the grid has zero cells: check the lists in the parameters cell (none may be empty)")
+    for s in spec_list:
+        if not isinstance(s, (specs.Supervised, specs.Distill)):
+            raise ValueError(f"not a run spec: {s!r}; build specs with kdlib.specs (teacher, distill, grid)")
+    return spec_list
 
 
 def ensure(spec_list: Iterable[specs.Spec], *, executor: str = "local", root: str | Path | None = None,
@@ -108,38 +160,64 @@ def ensure(spec_list: Iterable[specs.Spec], *, executor: str = "local", root: st
            max_parallel: int = 2, slurm: dict[str, Any] | None = None):
     """Make every run of ``spec_list`` exist in the store; return their rows of ``load_results``.
 
-    Finished runs are skipped; failed runs are skipped unless ``retry_failed``. With
-    ``wait=False`` (submitit executors) it returns after submitting, and a later call
-    collects whatever has landed.
+    Finished runs are never run again; failed runs are skipped unless ``retry_failed``.
+    With the submitit executors, ``wait=True`` shows a progress bar over landed runs and
+    returns when every run is done or failed; ``wait=False`` returns after submitting,
+    and a later call collects whatever has landed without resubmitting runs whose job is
+    still in flight. ``max_parallel`` caps the jobs ``submitit-local`` runs at once;
+    ``slurm`` holds Slurm options (see ``kdlib.cluster.SLURM_DEFAULTS``). Every bad
+    input is a ValueError raised before anything is submitted.
     """
-    if executor not in EXECUTORS:
-        raise ValueError(f"unknown executor {executor!r}; choose one of {EXECUTORS}")
-    spec_list = list(spec_list)
-    if not spec_list:
-        raise ValueError("the grid has zero cells: check the lists in the parameters cell (none may be empty)")
+    spec_list = _check(spec_list, executor, max_parallel)
     root = check_root(root)
-    ids = {specs.run_id(s) for s in spec_list}
+    submitter = None
+    if executor != "local":
+        from kdlib import cluster
+        submitter = cluster.Submitter(executor, root, slurm=slurm, max_parallel=max_parallel)  # validates
     sup, groups = plan(spec_list, root, retry_failed=retry_failed)
-    total = sum(len(g) for g in groups) + len(sup)
-    if total:
-        if executor == "local":
+    for spec in [*sup, *(s for g in groups for s in g)]:
+        RunDir(spec, root).declare()  # pending rows show up in load_results at once
+    if sup or groups:
+        if submitter is None:
             _run_local(sup, groups, root, device=device, progress=progress)
         else:
-            from kdlib import cluster
-            cluster.submit(sup, groups, root, executor=executor, wait=wait, progress=progress,
-                           max_parallel=max_parallel, slurm=slurm)
+            submitter.submit(sup, groups, wait=wait, progress=progress)
+    return _rows(root, spec_list)
+
+
+def _rows(root: Path, spec_list: list[specs.Spec]):
     frame = load_results(root, kind="all")
-    if len(frame):
-        frame = frame[frame["run_id"].isin(ids)].reset_index(drop=True)
-    return frame
+    ids = list(dict.fromkeys(specs.run_id(s) for s in spec_list))
+    if not len(frame):
+        return frame
+    frame = frame.set_index("run_id")
+    return frame.loc[[i for i in ids if i in frame.index]].reset_index()
 
 
 def _run_local(sup, groups, root, *, device, progress):
-    total = len(sup) + sum(len(g) for g in groups)
+    first = prerequisites(sup, groups, root)
+    total = len(first) + sum(len(g) for g in groups)
+    failed = []
     with tqdm(total=total, desc="runs", disable=not progress) as bar:
-        for spec in sup:
-            run_supervised(spec, root, device=device, progress=progress)
+        for rid, spec in first.items():
+            try:
+                run_supervised(spec, root, device=device, progress=progress)
+            except Exception as e:  # noqa: BLE001 - recorded in the store; go on with the grid
+                failed.append((rid, e))
             bar.update(1)
         for group in groups:
-            run_group(group, root, device=device, progress=progress)
+            try:
+                run_group(group, root, device=device, progress=progress)
+            except Exception as e:  # noqa: BLE001
+                failed += [(specs.run_id(s), e) for s in group if not RunDir(s, root).done]
             bar.update(len(group))
+    if failed:
+        warn_failed(failed)
+
+
+def warn_failed(failed: list[tuple[str, Any]]) -> None:
+    lines = [f"  {rid}: {str(e).strip().splitlines()[-1] if str(e).strip() else repr(e)}" for rid, e in failed[:10]]
+    more = f"\n  ... and {len(failed) - 10} more" if len(failed) > 10 else ""
+    warnings.warn(f"{len(failed)} run(s) failed; their tracebacks are in the store (load_results(...)['error'], "
+                  "RunDir(spec).error()); rerun with ensure(..., retry_failed=True):\n" + "\n".join(lines) + more,
+                  RuntimeWarning, stacklevel=3)
