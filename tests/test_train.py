@@ -1,6 +1,7 @@
 """The training loop on the real mini world: it learns, it shares a pass, it resumes exactly."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,6 +27,13 @@ def root(tmp_path_factory):
     return root
 
 
+def store_with_teacher(root, folder):
+    """A second store holding the same trained teacher (copied: training it again costs minutes)."""
+    tid = specs.run_id(TEACHER)
+    shutil.copytree(root / tid, folder / tid)
+    return folder
+
+
 def test_distillation_beats_the_untrained_student(root):
     spec = distill_spec(4.0, epochs=8)
     frame = runs.ensure([spec], root=root, progress=False)
@@ -40,8 +48,7 @@ def test_one_shared_pass_equals_separate_runs(root, tmp_path):
     """K students in one pass see identical batches: each ends exactly as if trained alone."""
     sweep = [distill_spec(t, epochs=2) for t in (1.0, 10.0)]
     shared = runs.ensure(sweep, root=root, progress=False).sort_values("temperature")
-    alone_root = tmp_path / "alone"
-    runs.materialize(TEACHER, alone_root, progress=False)
+    alone_root = store_with_teacher(root, tmp_path / "alone")
     alone = [runs.ensure([s], root=alone_root, progress=False).iloc[0]["test_acc"] for s in sweep]
     assert list(shared["test_acc"]) == alone
     hist = store.load_history(root, list(shared["run_id"]))
@@ -76,8 +83,7 @@ def test_a_killed_run_resumes_to_the_same_numbers(root, tmp_path):
     spec = distill_spec(4.0, epochs=5, seed=1)
     # The reference run also trains in a fresh process: in-process and subprocess runs may use
     # different CPU thread counts, hence different float summation orders.
-    clean_root = tmp_path / "clean"
-    runs.materialize(TEACHER, clean_root, progress=False)
+    clean_root = store_with_teacher(root, tmp_path / "clean")
     subprocess.run([sys.executable, "-c", JOB, json.dumps(specs.to_dict(spec)), str(clean_root)], check=True)
     clean = store.RunDir(spec, clean_root).result()
 
