@@ -696,8 +696,10 @@ def fit(table, *, min_setups: int = MIN_SETUPS, source: str = "frame", fingerpri
 def _fingerprint(frame) -> str:
     if frame is None or len(frame) == 0:
         return hashlib.sha256(b"").hexdigest()[:16]
-    cols = [c for c in ("run_id", "temperature", "test_acc") if c in frame.columns]
-    text = frame[cols].astype(str).agg("|".join, axis=1).sort_values().str.cat(sep="\n")
+    # Only finished runs count: pending or running rows (other notebooks at work) change nothing.
+    done = frame[frame["status"] == "done"] if "status" in frame.columns else frame
+    cols = [c for c in ("run_id", "temperature", "test_acc") if c in done.columns]
+    text = "\n".join(sorted("|".join(map(str, row)) for row in done[cols].itertuples(index=False)))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

@@ -287,6 +287,15 @@ def test_sweeps_average_seeds_and_skip_other_methods_and_failed_runs():
     assert t.iloc[0]["best_acc"] == pytest.approx(75.5)
 
 
+def test_pending_runs_do_not_change_the_calibration_fingerprint():
+    """Rows of runs still in flight (no accuracy yet) neither break nor invalidate the saved fit."""
+    from kdlib.advisor import _fingerprint
+    f = frame_of([dict(dataset="fmnist-fine", origin="finetuned", temperatures=GRID, accuracies=peaked(4))])
+    pending = f.iloc[:1].assign(status="pending", test_acc=np.nan, run_id="p1")
+    assert _fingerprint(pd.concat([f, pending])) == _fingerprint(f)
+    assert _fingerprint(f.assign(test_acc=f["test_acc"] + 1)) != _fingerprint(f)
+
+
 def test_leave_one_setup_out_reports_regret_against_simple_baselines():
     setups = synthetic_setups(10)
     rng = np.random.default_rng(1)
