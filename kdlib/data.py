@@ -22,8 +22,6 @@ import gzip
 import hashlib
 import os
 import pickle
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -36,6 +34,7 @@ from torchvision import datasets as tvd
 from torchvision.transforms import v2
 
 from kdlib import paths
+from kdlib.store import atomic_write_bytes
 
 # ----------------------------------------------------------------------------- Fashion-MNIST
 
@@ -88,18 +87,9 @@ def _is_torchvision_root(root: Path) -> bool:
 
 
 def _atomic_copy(src: Path, dst: Path) -> None:
-    """Decompress (``.gz``) or copy ``src`` to ``dst`` via a temporary file and ``os.replace``."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp")
-    try:
-        opener = gzip.open if src.suffix == ".gz" else open
-        with os.fdopen(fd, "wb") as out, opener(src, "rb") as inp:
-            shutil.copyfileobj(inp, out, length=1 << 22)
-        os.replace(tmp, dst)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    """Decompress (``.gz``) or copy ``src`` to ``dst`` atomically (the files are < 50 MB)."""
+    with (gzip.open if src.suffix == ".gz" else open)(src, "rb") as f:
+        atomic_write_bytes(dst, f.read())
 
 
 def _check_idx(path: Path) -> None:
