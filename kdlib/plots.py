@@ -3,6 +3,11 @@
 Charts are built from the results frame (``store.load_results``) so the same figure comes
 out of any store, mini or paper. ``save`` writes PNG (for papers and headless runs) and
 HTML (interactive, self-contained) side by side.
+
+Charts shown in a notebook render as SVG in the kernel (vl-convert): altair's default
+renderer loads Vega from a CDN, which leaves a blank cell offline and in executed copies
+viewed without a network. A renderer the user picked is kept; ``alt.renderers.enable(...)``
+switches back (the saved HTML files stay interactive either way).
 """
 from __future__ import annotations
 
@@ -15,6 +20,9 @@ import pandas as pd
 import torch
 
 from kdlib import metrics, paths
+
+if alt.renderers.active == "default":
+    alt.renderers.enable("svg")
 
 
 def save(chart: alt.TopLevelMixin, name: str, folder: str | Path) -> list[Path]:
@@ -651,7 +659,7 @@ def granularity_curves(frame: pd.DataFrame, *, tolerance: float = 1.0, color: st
         marks = inflection_points(part, [color], tolerance)
         x = _log_t()
         c = alt.Color(f"{color}:N", title="dataset (granularity) ← pretraining" if color == "case" else color,
-                      legend=alt.Legend(labelLimit=420, orient="bottom", direction="vertical"))
+                      legend=alt.Legend(labelLimit=420, titleLimit=420, orient="bottom", direction="vertical"))
         line = alt.Chart(agg).mark_line(point=True).encode(
             x=x, y=alt.Y("test_acc:Q", scale=alt.Scale(zero=False), title="final-epoch test accuracy (%)"), color=c,
             tooltip=[color, "temperature", alt.Tooltip("test_acc:Q", format=".2f"),

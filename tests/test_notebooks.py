@@ -18,10 +18,11 @@ CASES = {
     "01_kd_approach.ipynb": dict(TINY, temperatures=[1, 40], methods=["dkd", "ctkd", "dist"]),
     "03_class_relationships.ipynb": dict(TINY, temperatures=[4], profile_temperatures=[1, 40], bottom_ks=[2]),
 }
-FIGURES = {
-    "00_quickstart.ipynb": ["teacher_softmax_profile", "accuracy_vs_temperature"],
-    "01_kd_approach.ipynb": ["fig1_methods"],
-    "03_class_relationships.ipynb": ["fig4_softmax_profile", "fig5_supervisory_signal"],
+FIGURES = {  # the explorers at the end of each notebook save a picture of their state headless
+    "00_quickstart.ipynb": ["teacher_softmax_profile", "accuracy_vs_temperature", "temperature_explorer",
+                            "results_explorer"],
+    "01_kd_approach.ipynb": ["fig1_methods", "results_explorer"],
+    "03_class_relationships.ipynb": ["fig4_softmax_profile", "fig5_supervisory_signal", "results_explorer"],
 }
 
 
@@ -51,8 +52,12 @@ def test_notebook_runs_under_papermill_and_nbval(name, tmp_path):
     for figure in FIGURES[name]:
         assert (folder / f"{figure}.png").stat().st_size > 1000
         assert (folder / f"{figure}.html").is_file()
+    outputs = [o for c in nb["cells"] for o in c.get("outputs", [])]
+    assert sum("image/svg+xml" in o.get("data", {}) for o in outputs) >= 1, "charts did not render offline"
+    assert "ResultsExplorer(" in text_of(nb)
     if name == "00_quickstart.ipynb":
         assert "student on labels alone" in text_of(nb)
+        assert "TemperatureExplorer(" in text_of(nb)
     # nbval (lax) re-runs the executed copy: every cell must run; the runs are cached now.
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "--nbval-lax", "-p", "no:cacheprovider",
                              str(tmp_path / name)], capture_output=True, text=True, env=os.environ.copy())
