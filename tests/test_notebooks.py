@@ -3,14 +3,13 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import papermill
 import pytest
 
 from kdlib import paths
+from notebook_runner import NOTEBOOKS, execute, text_of
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 TINY = dict(pretrain_epochs=1, teacher_epochs=2, distill_epochs=2)
 
 CASES = {
@@ -26,28 +25,12 @@ FIGURES = {  # the explorers at the end of each notebook save a picture of their
 }
 
 
-def execute(name: str, out_dir: Path, **params) -> dict:
-    out = out_dir / name
-    papermill.execute_notebook(str(NOTEBOOKS / name), str(out), parameters=params, kernel_name="python3",
-                               cwd=str(NOTEBOOKS), progress_bar=False)
-    return json.loads(out.read_text())
-
-
-def text_of(nb: dict) -> str:
-    chunks = []
-    for cell in nb["cells"]:
-        for output in cell.get("outputs", []):
-            chunks += output.get("text", [])
-            chunks += output.get("data", {}).get("text/plain", [])
-    return "".join(chunks)
-
-
 @pytest.mark.notebook
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_notebook_runs_under_papermill_and_nbval(name, tmp_path):
     declared = papermill.inspect_notebook(str(NOTEBOOKS / name))
     assert set(CASES[name]) <= set(declared), f"unknown parameters {set(CASES[name]) - set(declared)}"
-    nb = execute(name, tmp_path, **CASES[name])
+    nb = execute(name, tmp_path / name, **CASES[name])
     folder = paths.outputs_dir() / name.removesuffix(".ipynb")
     for figure in FIGURES[name]:
         assert (folder / f"{figure}.png").stat().st_size > 1000

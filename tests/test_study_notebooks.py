@@ -5,15 +5,14 @@ notebook of the session through ``KDLIB_OUTPUTS`` (tests/conftest.py), as they a
 between the notebooks of a real study.
 """
 import json
-from pathlib import Path
 
 import papermill
 import pytest
 from papermill.exceptions import PapermillExecutionError
 
 from kdlib import paths
+from notebook_runner import NOTEBOOKS, execute, text_of
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 TINY = dict(pretrain_epochs=1, teacher_epochs=2, distill_epochs=1)
 
 CASES = {
@@ -48,25 +47,10 @@ BAD = {
 }
 
 
-def execute(name: str, out: Path, **params) -> dict:
-    papermill.execute_notebook(str(NOTEBOOKS / name), str(out), parameters=params, kernel_name="python3",
-                               cwd=str(NOTEBOOKS), progress_bar=False)
-    return json.loads(out.read_text())
-
-
 def images_of(nb: dict) -> int:
     """Cells whose output carries a picture: charts render offline (SVG), explorers add a PNG."""
     return sum(any({"image/svg+xml", "image/png"} & set(o.get("data", {})) for o in cell.get("outputs", []))
                for cell in nb["cells"])
-
-
-def text_of(nb: dict) -> str:
-    chunks = []
-    for cell in nb["cells"]:
-        for output in cell.get("outputs", []):
-            chunks += output.get("text", [])
-            chunks += output.get("data", {}).get("text/plain", [])
-    return "".join(chunks)
 
 
 @pytest.mark.notebook
