@@ -4,6 +4,8 @@ from pathlib import Path
 
 import papermill
 
+from kdlib import paths
+
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
@@ -22,3 +24,15 @@ def text_of(nb: dict) -> str:
             chunks += output.get("text", [])
             chunks += output.get("data", {}).get("text/plain", [])
     return "".join(chunks)
+
+
+def execute_checked(name: str, out: Path, params: dict, figures: list[str]) -> dict:
+    """``execute`` after checking the notebook declares every parameter; each figure saved as PNG and HTML."""
+    declared = papermill.inspect_notebook(str(NOTEBOOKS / name))
+    assert set(params) <= set(declared), f"unknown parameters {set(params) - set(declared)}"
+    nb = execute(name, out, **params)
+    folder = paths.outputs_dir() / name.removesuffix(".ipynb")
+    for figure in figures:
+        assert (folder / f"{figure}.png").stat().st_size > 1000
+        assert (folder / f"{figure}.html").is_file()
+    return nb

@@ -4,11 +4,9 @@ import os
 import subprocess
 import sys
 
-import papermill
 import pytest
 
-from kdlib import paths
-from notebook_runner import NOTEBOOKS, execute, text_of
+from notebook_runner import NOTEBOOKS, execute_checked, text_of
 
 TINY = dict(pretrain_epochs=1, teacher_epochs=2, distill_epochs=2)
 
@@ -28,13 +26,7 @@ FIGURES = {  # the explorers at the end of each notebook save a picture of their
 @pytest.mark.notebook
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_notebook_runs_under_papermill_and_nbval(name, tmp_path):
-    declared = papermill.inspect_notebook(str(NOTEBOOKS / name))
-    assert set(CASES[name]) <= set(declared), f"unknown parameters {set(CASES[name]) - set(declared)}"
-    nb = execute(name, tmp_path / name, **CASES[name])
-    folder = paths.outputs_dir() / name.removesuffix(".ipynb")
-    for figure in FIGURES[name]:
-        assert (folder / f"{figure}.png").stat().st_size > 1000
-        assert (folder / f"{figure}.html").is_file()
+    nb = execute_checked(name, tmp_path / name, CASES[name], FIGURES[name])
     outputs = [o for c in nb["cells"] for o in c.get("outputs", [])]
     assert sum("image/svg+xml" in o.get("data", {}) for o in outputs) >= 1, "charts did not render offline"
     assert "ResultsExplorer(" in text_of(nb)

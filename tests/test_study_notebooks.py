@@ -10,8 +10,7 @@ import papermill
 import pytest
 from papermill.exceptions import PapermillExecutionError
 
-from kdlib import paths
-from notebook_runner import NOTEBOOKS, execute, text_of
+from notebook_runner import NOTEBOOKS, execute, execute_checked, text_of
 
 TINY = dict(pretrain_epochs=1, teacher_epochs=2, distill_epochs=1)
 
@@ -56,13 +55,7 @@ def images_of(nb: dict) -> int:
 @pytest.mark.notebook
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_study_notebook_runs_under_papermill(name, tmp_path):
-    declared = papermill.inspect_notebook(str(NOTEBOOKS / name))
-    assert set(CASES[name]) <= set(declared), f"unknown parameters {set(CASES[name]) - set(declared)}"
-    nb = execute(name, tmp_path / name, **CASES[name])
-    folder = paths.outputs_dir() / name.removesuffix(".ipynb")
-    for figure in FIGURES[name]:
-        assert (folder / f"{figure}.png").stat().st_size > 1000
-        assert (folder / f"{figure}.html").is_file()
+    nb = execute_checked(name, tmp_path / name, CASES[name], FIGURES[name])
     assert images_of(nb) >= len(FIGURES[name]), "charts did not render in the executed notebook"
     assert "ResultsExplorer(" in text_of(nb)  # headless, the explorer describes its state
     text = text_of(nb)
