@@ -40,7 +40,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from kdlib import paths, specs
+from kdlib import paths, specs, store
 
 # The paper's temperature grid (STUDY.md): advice is snapped to it unless told otherwise.
 PAPER_TEMPERATURES: tuple[float, ...] = (1, 2, 3, 4, 5, 10, 20, 40)
@@ -577,10 +577,7 @@ def sweeps(frame) -> "Any":
         raise ValueError(f"the results frame lacks columns {missing}; pass kdlib.store.load_results(root) "
                          f"(needs {list(REQUIRED)})")
     f = frame
-    if "kind" in f:
-        f = f[f["kind"] == "distill"]
-    if "status" in f:
-        f = f[f["status"] == "done"]
+    f = store.finished(f, "distill")
     if "method" in f:
         f = f[f["method"] == "kd"]
     if "method_args" in f:
@@ -697,7 +694,7 @@ def _fingerprint(frame) -> str:
     if frame is None or len(frame) == 0:
         return hashlib.sha256(b"").hexdigest()[:16]
     # Only finished runs count: pending or running rows (other notebooks at work) change nothing.
-    done = frame[frame["status"] == "done"] if "status" in frame.columns else frame
+    done = store.finished(frame)
     cols = [c for c in ("run_id", "temperature", "test_acc") if c in done.columns]
     text = "\n".join(sorted("|".join(map(str, row)) for row in done[cols].itertuples(index=False)))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -718,15 +715,11 @@ def calibrate(frame=None, *, root: str | Path | None = None, min_setups: int = M
 
 
 def _store_frame(root: str | Path | None):
-    from kdlib import store
-
     root = (Path(root) if root is not None else paths.store_dir()).expanduser().resolve()
     return (store.load_results(root) if root.is_dir() else None), f"store:{root}"
 
 
 def _calibrate(frame, source: str, min_setups: int, save: bool, folder: str | Path | None) -> Calibration:
-    from kdlib import store
-
     table = sweeps(frame)
     cal = fit(table, min_setups=min_setups, source=source, fingerprint=_fingerprint(frame))
     if save:

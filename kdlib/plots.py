@@ -19,7 +19,7 @@ import altair as alt
 import pandas as pd
 import torch
 
-from kdlib import metrics, paths
+from kdlib import metrics, paths, store
 
 if alt.renderers.active == "default":
     alt.renderers.enable("svg")
@@ -78,7 +78,7 @@ def accuracy_vs_temperature(frame: pd.DataFrame, *, color: str | None = None, co
                             title: str = "Student accuracy vs temperature") -> alt.Chart:
     """Final-epoch test accuracy (mean over seeds, error bars when several) against T, log x."""
     by = [c for c in ("temperature", color, column, row) if c]
-    agg = _mean_std(frame[frame["status"] == "done"] if "status" in frame else frame, by)
+    agg = _mean_std(store.finished(frame), by)
     agg["low"] = agg["test_acc"] - agg["test_acc_std"].fillna(0)
     agg["high"] = agg["test_acc"] + agg["test_acc_std"].fillna(0)
     base = alt.Chart(agg)
@@ -110,7 +110,7 @@ def method_comparison(frame: pd.DataFrame, *, title: str = "Output-matching meth
     Rows are ``KD T=<t>`` for vanilla KD and the method name for the others (run at
     their papers' settings); facets are teacher → student and dataset.
     """
-    frame = frame[frame["status"] == "done"] if "status" in frame else frame
+    frame = store.finished(frame)
     frame = frame.assign(
         label=[f"KD T={t:g}" if m == "kd" else (v if t != t else f"{v} T={t:g}")
                for m, v, t in zip(frame["method"], frame["variant"], frame["temperature"])],
@@ -173,9 +173,6 @@ def scaled_epochs(base: int, fractions: Sequence[float]) -> list[int]:
 
 # ----------------------------------------------------------------------------- tables: mean ± std over seeds
 
-def _done(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame[frame["status"] == "done"] if "status" in frame else frame
-
 
 def mean_std_label(mean: float, std: float, seeds: int, digits: int = 1) -> str:
     """``"71.2"`` for one seed, ``"71.2 ± 0.4"`` for several, ``"–"`` when nothing finished."""
@@ -192,7 +189,7 @@ def summarize(frame: pd.DataFrame, by: Sequence[str], value: str = "test_acc", d
     The paper reports final-epoch test accuracy as the mean of three seeds; ``label`` is
     ``"mean ± std"`` when more than one seed ran and the mean alone otherwise.
     """
-    frame = _done(frame)
+    frame = store.finished(frame)
     missing = [c for c in [*by, value] if c not in frame.columns]
     if missing:
         raise ValueError(f"the results frame has no column(s) {missing}; columns: {sorted(frame.columns)}")
@@ -409,7 +406,7 @@ def training_heatmaps(frame: pd.DataFrame, *, title: str = "Accuracy by temperat
     One panel per optimizer and batch size (columns) and per dataset · teacher → student
     (rows); cells show the mean over seeds (± std when several ran).
     """
-    frame = _done(frame)
+    frame = store.finished(frame)
     agg = summarize(frame, [*_present(frame, SETUP_COLUMNS), *CONFIG_COLUMNS, "epochs", "temperature"])
     if agg.empty:
         raise ValueError("no finished runs to draw: the frame holds no row with status 'done'")
@@ -438,7 +435,7 @@ def duration_overlay(frame: pd.DataFrame, *, title: str = "Accuracy vs temperatu
     The grey shade darkens with the duration (its share of the longest), so a cross-over
     shows as grey curves that fall with T under a coloured curve that rises.
     """
-    frame = _done(frame)
+    frame = store.finished(frame)
     agg = summarize(frame, [*_present(frame, SETUP_COLUMNS), *CONFIG_COLUMNS, "epochs", "temperature"])
     if agg.empty:
         raise ValueError("no finished runs to draw: the frame holds no row with status 'done'")
@@ -486,7 +483,7 @@ def teacher_table(frame: pd.DataFrame, *, title: str = "Student accuracy by teac
     ``H_-max`` on the training set at T = 1 (mean ± std over seeds). One block per
     dataset · student.
     """
-    frame = _teacher_rows(_done(frame))
+    frame = _teacher_rows(store.finished(frame))
     if frame.empty:
         raise ValueError("no finished runs to draw: the frame holds no row with status 'done'")
     order_of = {t: i for i, t in enumerate(dict.fromkeys(frame["teacher"]))}
@@ -525,7 +522,7 @@ TEACHER_STATS = (("teacher_acc", "teacher acc (%)"), ("teacher_h_all", "H_all"),
 
 def teacher_stats(frame: pd.DataFrame) -> pd.DataFrame:
     """Each teacher row's accuracy, ``H_all`` and ``H_-max`` (mean ± std over its seeds' teachers), long format."""
-    frame = _teacher_rows(_done(frame))
+    frame = _teacher_rows(store.finished(frame))
     one = frame.drop_duplicates("teacher_id")  # each teacher once, however many students it taught
     parts = []
     for column, name in TEACHER_STATS:
@@ -559,7 +556,7 @@ def _teacher_side(frame: pd.DataFrame, rows: list[str]) -> alt.LayerChart:
 
 def finetune_reference(frame: pd.DataFrame) -> pd.DataFrame:
     """The finetune-only accuracy of each student (supervised rows, origin ``finetuned``) as dataset, student, test_acc, seed."""
-    rows = _done(frame)
+    rows = store.finished(frame)
     if "kind" in rows:
         rows = rows[rows["kind"] == "supervised"]
     if "origin" in rows:
@@ -577,9 +574,7 @@ def student_table(frame: pd.DataFrame, reference: pd.DataFrame | None = None, *,
     it is shown beside the heatmap with the best KD accuracy of the row minus it (green:
     KD beats finetuning alone). One block per dataset · teacher.
     """
-    frame = _done(frame)
-    if "kind" in frame:
-        frame = frame[frame["kind"] == "distill"]
+    frame = store.finished(frame, "distill")
     if frame.empty:
         raise ValueError("no finished distillation runs to draw: the frame holds no row with status 'done'")
     frame = frame.assign(init_rank=[INIT_ORDER.index(i) if i in INIT_ORDER else 9 for i in frame["student_init"]],
@@ -645,7 +640,7 @@ def granularity_curves(frame: pd.DataFrame, *, tolerance: float = 1.0, color: st
     panel per teacher → student pair; ``color`` names the curves (default: ``case`` from
     ``dataset_traits``: dataset, granularity and pretraining corpus).
     """
-    frame = _done(frame)
+    frame = store.finished(frame)
     if "case" not in frame and color == "case":
         frame = dataset_traits(frame)
     if frame.empty:

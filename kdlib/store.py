@@ -317,6 +317,15 @@ def load_results(root: str | Path | None = None, kind: str = "distill"):
     return pd.DataFrame(rows)
 
 
+def finished(frame, kind: str | None = None):
+    """The rows of ``frame`` whose run is done (and of ``kind``, e.g. ``"distill"``); any frame of results."""
+    if "status" in frame:
+        frame = frame[frame["status"] == "done"]
+    if kind is not None and "kind" in frame:
+        frame = frame[frame["kind"] == kind]
+    return frame
+
+
 def load_history(root: str | Path | None = None, run_ids: list[str] | None = None):
     """Per-epoch history, long format: one row per (run, evaluated epoch)."""
     import pandas as pd

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from kdlib import metrics, plots
+from kdlib import metrics, plots, store
 
 STUDY_TEMPERATURES = (1, 2, 4, 10, 40)  # the mini preset's sweep (STUDY.md)
 T_RANGE = (0.5, 100.0)
@@ -808,10 +808,7 @@ def results_explorer(frame: pd.DataFrame, history: pd.DataFrame | None = None, *
         raise ValueError(f"results frame lacks column(s) {missing}; pass distillation results "
                          f"(kdlib.store.load_results(kind='distill')), columns given: {list(frame.columns)}")
     rows = frame
-    if "kind" in rows:
-        rows = rows[rows["kind"] == "distill"]
-    if "status" in rows:
-        rows = rows[rows["status"] == "done"]
+    rows = store.finished(rows, "distill")
     rows = rows[pd.to_numeric(rows["temperature"], errors="coerce").notna()
                 & pd.to_numeric(rows[metric], errors="coerce").notna()]
     if rows.empty:
