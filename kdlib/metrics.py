@@ -61,12 +61,12 @@ def without_argmax(values: torch.Tensor) -> torch.Tensor:
     return values[keep].view(values.shape[0], values.shape[1] - 1)
 
 
-def sorted_profile(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-    """Average of each sample's softmax at T sorted in decreasing order (paper Fig. 4)."""
+def sorted_profile(logits: torch.Tensor, temperature: float = 1.0, *, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Average of each sample's softmax at T sorted in decreasing order (paper Fig. 4), computed in float64."""
     _check_temperature(temperature)
     z = _check_logits(logits, 1)
     p = torch.softmax(z / temperature, dim=1)
-    return p.sort(dim=1, descending=True).values.mean(0).float()
+    return p.sort(dim=1, descending=True).values.mean(0).to(dtype)
 
 
 def profile_gaps(logits: torch.Tensor, temperature: float) -> dict[str, float]:

@@ -376,17 +376,46 @@ def teacher_logits(n=200, c=10, seed=0):
 
 
 @pytest.mark.parametrize("T", [1.0, 4.0, 40.0])
-def test_global_label_smoothing_matches_the_entropy_of_the_average_teacher(T):
+def test_global_label_smoothing_matches_the_entropy_of_the_average_sorted_teacher(T):
     train = teacher_logits()
     loss = losses.build("kd", temperature=T, targets="ls-global")
     assert loss.needs_teacher_logits
     loss.prepare(train)
     target = loss.target_log_probs(train[:20]).exp().numpy()
-    average = softmax(train.double().numpy(), T).mean(0)
+    average = np.sort(softmax(train.double().numpy(), T), 1)[:, ::-1].mean(0)  # Fig. 4's profile, argmax first
     assert np.abs(ent(target) - ent(average)).max() < 1e-6
     rest = np.sort(target, 1)[:, :-1]
     assert np.allclose(rest, rest[0, 0], rtol=1e-12)  # one coefficient, all non-max classes equal
     assert (target.argmax(1) == train[:20].argmax(1).numpy()).all()
+
+
+def np_ls_eps(h, c):
+    """Label-smoothing coefficient of entropy h, by numpy bisection on the closed form."""
+    def h_of(eps):
+        top, rest = 1 - eps + eps / c, eps / c
+        return -(top * np.log(top) + (c - 1) * rest * np.log(rest)) if eps > 0 else 0.0
+    lo, hi = 0.0, 1.0
+    for _ in range(80):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if h_of(mid) < h else (lo, mid)
+    return (lo + hi) / 2
+
+
+def test_global_label_smoothing_of_a_confident_teacher_is_small_at_t1_and_rises_with_t():
+    g = torch.Generator().manual_seed(5)
+    y = torch.arange(400) % 10                      # a balanced set
+    train = torch.randn(400, 10, generator=g) + 8 * F.one_hot(y, 10)  # confident, right
+    coeffs = []
+    for T in (1.0, 2.0, 4.0, 10.0, 40.0):
+        loss = losses.build("kd", temperature=T, targets="ls-global")
+        loss.prepare(train)
+        profile = np.sort(softmax(train.double().numpy(), T), 1)[:, ::-1].mean(0)
+        assert loss.global_eps == pytest.approx(np_ls_eps(ent(profile), 10), abs=1e-6)
+        coeffs.append(loss.global_eps)
+    assert coeffs[0] < 0.05  # the unsorted class average would give ~0.996 here
+    assert all(a < b for a, b in zip(coeffs, coeffs[1:]))
+    unsorted = softmax(train.double().numpy(), 1.0).mean(0)
+    assert np_ls_eps(ent(unsorted), 10) > 0.9  # what the defect computed
 
 
 def test_global_label_smoothing_needs_prepare_first():

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from kdlib.losses.base import DistillLoss, _inputs, _positive
 from kdlib.losses.functional import entropy, kl_from_log_probs
 from kdlib.losses.targets import ls_eps_for_entropy, ls_log_targets, shuffle_below_top_k
+from kdlib.metrics import sorted_profile
 
 
 TARGETS = ("teacher", "ls-global", "ls-instance", "bottom-k")
@@ -24,8 +25,10 @@ class KD(DistillLoss):
 
     * ``"teacher"``: softmax(t/T).
     * ``"ls-global"``: label smoothing around the teacher's argmax with one coefficient for the
-      whole set, chosen so its entropy equals that of the *average* teacher distribution at T
-      over the training set. Needs :meth:`prepare` with the teacher's training-set logits.
+      whole set, chosen so its entropy equals that of the *average sorted* teacher
+      distribution at T over the training set (Fig. 4's profile, argmax first; :meth:`prepare`
+      says why not the plain class average). Needs :meth:`prepare` with the teacher's
+      training-set logits.
     * ``"ls-instance"``: the same, with a coefficient per sample matching the entropy of that
       sample's softmax(t/T).
     * ``"bottom-k"``: the teacher's top-``k`` probabilities stay at their classes; the other
@@ -51,11 +54,19 @@ class KD(DistillLoss):
         self.generator: torch.Generator | None = None
 
     def prepare(self, teacher_logits_train: torch.Tensor) -> None:
+        """ls-global: the coefficient whose smoothed one-hot has the entropy of the average sorted profile.
+
+        Sorted (argmax first), as the paper's "average softmax distribution" of Figs. 4-5:
+        averaging the unsorted rows mixes classes, and on a balanced set every class is the
+        argmax of about 1/C of the samples, so that average is nearly uniform whatever the
+        teacher's confidence and its matched coefficient is near 1 at every T (about 0.996
+        at T = 1 for a confident 10-class teacher): almost uniform targets.
+        """
         if self.targets != "ls-global":
             return
         t = teacher_logits_train.detach().double()
-        mean_p = F.softmax(t / self.temperature, dim=1).mean(0)
-        h = -torch.special.xlogy(mean_p, mean_p).sum()
+        profile = sorted_profile(t, self.temperature, dtype=torch.float64)
+        h = -torch.special.xlogy(profile, profile).sum()
         self.global_eps = float(ls_eps_for_entropy(h, t.shape[1]))
         self.num_classes = t.shape[1]
 
