@@ -22,6 +22,22 @@ def test_classifier_normalizes_its_own_input():
         assert torch.allclose(model(x), expected)
 
 
+def test_mini_normalization_constants_are_the_padded_fashion_mnist_statistics():
+    import gzip
+
+    import numpy as np
+
+    from kdlib import data
+
+    path = data.fashion_mnist_root() / "FashionMNIST" / "raw" / "train-images-idx3-ubyte"
+    raw = path.read_bytes() if path.exists() else gzip.decompress(path.with_suffix(".gz").read_bytes())
+    images = np.frombuffer(raw, np.uint8, offset=16).reshape(-1, 28, 28) / 255.0
+    padded = np.pad(images, ((0, 0), (2, 2), (2, 2)))  # the mini world's 32 px, zero border
+    assert len(padded) == 60000
+    assert models.MINI_MEAN[0] == pytest.approx(padded.mean(), abs=1e-4)
+    assert models.MINI_STD[0] == pytest.approx(padded.std(), abs=1e-4)
+
+
 def test_weights_of_a_run_start_another_with_a_new_head(tmp_path):
     source = models.create("resnet50", 10)
     models.save_weights(source, tmp_path / "model.pt")
