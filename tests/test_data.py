@@ -11,6 +11,7 @@ import pytest
 import torch
 import torchvision
 from PIL import Image
+from torchvision.transforms import v2
 
 from kdlib import data
 
@@ -198,8 +199,7 @@ def test_mini_train_transform_keeps_uint8_32px_and_matches_torchvision():
         assert x.dtype == torch.uint8 and x.shape == (1, 32, 32) and y == plain[i][1]
         changed += not torch.equal(x, plain[i][0])
     assert changed > 48
-    assert data.timm_to_torchvision_magnitude(data.MINI_RANDAUG[1]) == 15
-    assert data.timm_to_torchvision_magnitude(14) == 30  # timm clips m to 10
+    assert data.MINI_RANDAUG == (2, 15) and train.transform.randaug.magnitude == 15
     # The fast path is torchvision's RandAugment, image for image.
     aug = train.transform
     for i in range(200):
@@ -209,6 +209,22 @@ def test_mini_train_transform_keeps_uint8_32px_and_matches_torchvision():
         torch.manual_seed(i)
         ref = data._from_pil(aug.reference(data._to_pil(img)))
         assert torch.equal(fast, ref), i
+
+
+def test_paper_randaugment_is_torchvisions_magnitude_14_of_31_bins():
+    # the authors' code (loganfrank/temp-good-kd) calls v2.RandAugment(num_ops=2, magnitude=14)
+    assert data.PAPER_RANDAUG == (2, 14)
+    steps = data.file_transform("inception", True).transforms
+    randaug = [t for t in steps if isinstance(t, v2.RandAugment)]
+    assert len(randaug) == 1
+    assert (randaug[0].num_ops, randaug[0].magnitude, randaug[0].num_magnitude_bins) == (2, 14, 31)
+    # bin 14 of 31 is a moderate rotation (14 degrees of 30), not the strongest bin
+    rotate = v2.RandAugment._AUGMENTATION_SPACE["Rotate"][0](31, 224, 224)
+    assert float(rotate[randaug[0].magnitude]) == pytest.approx(14.0)
+    mini = data.MiniAugment()
+    assert (mini.randaug.num_ops, mini.randaug.magnitude, mini.randaug.num_magnitude_bins) == (2, 15, 31)
+    with pytest.raises(ValueError, match="bin 0..30"):
+        data.MiniAugment(randaug=(2, 31))
 
 
 def _batches(loader, limit=None):
