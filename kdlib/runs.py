@@ -25,9 +25,8 @@ from typing import Any, Iterable
 from tqdm.auto import tqdm
 
 from kdlib import data, models, specs, train
+from kdlib.parameters import EXECUTORS
 from kdlib.store import RunDir, check_root, load_results
-
-EXECUTORS = ("local", "submitit-local", "slurm")
 
 
 def materialize(spec: specs.Init, root: str | Path | None = None, *, device=None, progress: bool = True,
