@@ -81,19 +81,40 @@ def np_zscore(z):
     return (z - z.mean(1, keepdims=True)) / (z.std(1, ddof=1, keepdims=True) + 1e-7)
 
 
-def np_mlkd(s, t, temps):
-    p1 = softmax(t)
+def np_mlkd_reference(s_weak, t_weak, s_strong, t_strong, temps):
+    """KD_ours.forward_train's returned KD terms (loss_kd + loss_cc + loss_bc), CE left out.
+
+    Each reduced term is multiplied by a boolean mask and averaged, i.e. scaled by the
+    mask's mean; the strong view adds an unmasked instance term (whose T = 2 and 6 parts
+    the reference computes on the weak view).
+    """
+    p1 = softmax(t_weak)
     conf, csum = p1.max(1), p1.sum(0)
-    m = (conf <= np.percentile(conf, 50)).astype(float)
-    mc = (csum <= np.percentile(csum, 50)).astype(float)
-    b, c = s.shape
+    m = conf <= np.percentile(conf, 50)
+    mc = csum <= np.percentile(csum, 50)
+    b, c = s_weak.shape
+
+    def inst(s, t, T):
+        return np_kd(s, t, T).mean()
+
+    def bc(s, t, T):
+        ps, pt = softmax(s, T), softmax(t, T)
+        return ((pt @ pt.T - ps @ ps.T) ** 2).sum() / b
+
+    def cc(s, t, T):
+        ps, pt = softmax(s, T), softmax(t, T)
+        return ((pt.T @ pt - ps.T @ ps) ** 2).sum() / c
+
     total = 0.0
     for T in temps:
-        ps, pt = softmax(s, T), softmax(t, T)
-        total += ((1 + m) * np_kd(s, t, T)).mean()
-        total += (((pt @ pt.T - ps @ ps.T) ** 2) * m[None, :]).sum() / b
-        total += (((pt.T @ pt - ps.T @ ps) ** 2) * mc[None, :]).sum() / c
+        total += (inst(s_weak, t_weak, T) * m).mean()
+        total += inst(s_weak, t_weak, T) if T in (2.0, 6.0) else inst(s_strong, t_strong, T)
+        total += (cc(s_weak, t_weak, T) * mc).mean() + (bc(s_weak, t_weak, T) * m).mean()
     return total
+
+
+def np_mlkd(s, t, temps):
+    return np_mlkd_reference(s, t, s, t, temps)
 
 
 def np_rld(s, t, y, T, Ta, alpha, beta):
@@ -224,6 +245,16 @@ def test_lskd_is_kd_on_z_scored_logits(T):
 def test_mlkd_sums_instance_batch_and_class_alignment_over_temperatures():
     assert value("mlkd") == pytest.approx(np_mlkd(S, T_, (4, 2, 3, 5, 6)), rel=1e-5)
     assert value("mlkd", temperature=1.0, other_temperatures=()) == pytest.approx(np_mlkd(S, T_, (1,)), rel=1e-5)
+
+
+def test_mlkd_is_the_references_formula_with_both_views_the_same_batch():
+    # 9 samples, 7 classes: the masks hold 5 of 9 samples and 4 of 7 classes, so scaling by
+    # the mask's mean and selecting the masked samples give different values.
+    rng = np.random.default_rng(3)
+    s, t = rng.normal(size=(9, 7)) * 2, rng.normal(size=(9, 7)) * 3
+    y = np.zeros(9, dtype=np.int64)
+    expected = np_mlkd_reference(s, t, s, t, (4.0, 2.0, 3.0, 5.0, 6.0))
+    assert value("mlkd", s=s, t=t, y=y) == pytest.approx(expected, rel=1e-5)
 
 
 @pytest.mark.parametrize("T,Ta,alpha,beta", [(1.0, 1.0, 1.0, 0.5), (4.0, 1.0, 1.0, 8.0), (2.0, 3.0, 0.5, 1.0)])
