@@ -184,7 +184,9 @@ def test_defaults_are_the_papers_imagenet_weights_and_temperatures_with_cifar_le
                                           "alpha_temperature": 1.0, "warmup": 20}
     assert losses.build("eakd").hparams == {"temperature": 1.0, "entropy_temperature": 3.0}
     assert losses.build("dist").hparams == {"temperature": 1.0, "beta": 1.0, "gamma": 1.0}
-    assert losses.build("ctkd").hparams == {"temperature": None, "t_start": 1.0, "t_end": 20.0, "cosine_epochs": 10}
+    assert losses.build("ctkd").hparams == {"temperature": None, "t_start": 1.0, "t_end": 20.0, "cosine_epochs": 10,
+                                           "temperature_lr": 0.05, "temperature_momentum": 0.9,
+                                           "temperature_weight_decay": 5e-4}
 
 
 # ----------------------------------------------------------------- values
@@ -342,6 +344,7 @@ def test_large_logits_and_temperatures_give_finite_losses_and_gradients(name, hp
     out.backward()
     assert torch.isfinite(out) and torch.isfinite(s.grad).all()
     assert all(torch.isfinite(p.grad).all() for p in loss.extra_parameters())
+    assert all(torch.isfinite(p).all() for p in loss.parameters())  # CTKD's theta after its own step
 
 
 # ----------------------------------------------------------------- schedules
@@ -370,14 +373,89 @@ def test_ctkd_temperature_climbs_the_loss_the_student_descends():
     loss = losses.build("ctkd")
     loss.set_epoch(20, 40)
     s, t, y = tensors()
-    loss(s, t, y).backward()
-    theta = loss.theta.detach()
+    (grad,) = torch.autograd.grad(loss(s, t, y), loss.theta)  # .grad stays empty: no step is taken
+    theta = loss.theta.detach().clone()
     with torch.no_grad():  # the reversed gradient points uphill: a step along -grad raises the loss
         before = loss(s, t, y).item()
-        loss.theta -= 0.1 * loss.theta.grad
+        loss.theta -= 0.1 * grad
         after = loss(s, t, y).item()
         loss.theta.copy_(theta)
     assert after > before
+
+
+def np_kd_grad_wrt_theta(s, t, theta, t_start=1.0, t_end=20.0):
+    """d/dtheta of mean T^2 KL at T = t_start + t_end sigmoid(theta), by a central difference in numpy."""
+    def f(th):
+        return np_kd(s, t, t_start + t_end / (1 + np.exp(-th))).mean()
+    h = 1e-5
+    return (f(theta + h) - f(theta - h)) / (2 * h)
+
+
+@pytest.mark.parametrize("student_optimizer", ["adamw", "sgd"])
+def test_ctkd_reversal_ramp_scales_the_temperatures_sgd_step_whatever_trains_the_student(student_optimizer):
+    # The first step is theta += lr * strength * dL/dtheta (plain SGD on the reversed gradient, no
+    # momentum history yet): the ramp's strength scales it, under AdamW too.
+    rng = np.random.default_rng(0)
+    s0, t = rng.normal(size=(32, 6)), 3 * rng.normal(size=(32, 6))
+    steps = {}
+    for cosine_epochs in (10, 1):
+        student = torch.nn.Parameter(torch.tensor(s0, dtype=torch.float32))
+        loss = losses.build("ctkd", cosine_epochs=cosine_epochs, temperature_lr=5.0, temperature_weight_decay=0.0)
+        assert loss.extra_parameters() == []  # the student's optimizer never sees theta
+        opt = (torch.optim.AdamW if student_optimizer == "adamw" else torch.optim.SGD)([student], lr=1e-2)
+        loss.set_epoch(0, 30)
+        strength = loss.reversal_strength()
+        opt.zero_grad()
+        loss(student, torch.tensor(t, dtype=torch.float32), torch.zeros(32, dtype=torch.int64)).backward()
+        opt.step()
+        expected = 5.0 * strength * np_kd_grad_wrt_theta(s0, t, 1.0)
+        assert loss.theta.item() - 1.0 == pytest.approx(expected, rel=2e-3)
+        steps[cosine_epochs] = loss.theta.item() - 1.0
+    assert steps[10] == pytest.approx(steps[1] * 0.5 * (1 - math.cos(math.pi / 10)), rel=2e-3)
+
+
+def ctkd_trajectory(cosine_epochs, epochs=6, steps_per_epoch=5):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 8, generator=g)
+    teacher = 5 * torch.randn(8, 5, generator=g)
+    torch.manual_seed(0)
+    student = torch.nn.Linear(8, 5)
+    loss = losses.build("ctkd", cosine_epochs=cosine_epochs)
+    opt = torch.optim.AdamW(student.parameters(), lr=1e-2)
+    seen = []
+    for epoch in range(epochs):
+        loss.set_epoch(epoch, epochs)
+        for _ in range(steps_per_epoch):
+            opt.zero_grad()
+            loss(student(x), x @ teacher, torch.zeros(64, dtype=torch.int64)).backward()
+            opt.step()
+        seen.append(loss.current_temperature())
+    return np.array(seen)
+
+
+def test_ctkd_ramp_changes_the_temperature_trajectory_under_adamw():
+    slow, fast = ctkd_trajectory(cosine_epochs=6), ctkd_trajectory(cosine_epochs=1)
+    start = 1 + 20 / (1 + math.exp(-1.0))
+    # in the first epoch the slow ramp's strength is 0.07 of the fast one's (the fast run then
+    # saturates near T = 21); an Adam-normalized step would move both about equally
+    assert abs(slow[0] - start) < 0.5 * abs(fast[0] - start)
+    assert np.abs(slow - fast).max() > 0.1
+
+
+def test_ctkd_resumes_its_temperature_optimizer_exactly():
+    def run(stop_after=None, state=None):
+        g = torch.Generator().manual_seed(1)
+        x, teacher, student = torch.randn(32, 4, generator=g), 4 * torch.randn(4, 3, generator=g), torch.randn(32, 3, generator=g)
+        loss = losses.build("ctkd")
+        if state is not None:
+            loss.load_state_dict(state)
+        for step in range(0 if state is None else 3, 6):
+            loss.set_epoch(step, 6)
+            loss(student, x @ teacher, torch.zeros(32, dtype=torch.int64)).backward()
+            if step + 1 == stop_after:
+                return {k: v.clone() for k, v in loss.state_dict().items()}
+        return loss.current_temperature()
+    assert run(state=run(stop_after=3)) == run()
 
 
 def test_ctkd_temperature_moves_and_stays_between_1_and_21_during_training():
