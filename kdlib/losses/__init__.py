@@ -21,7 +21,9 @@ Conventions shared by every loss:
 Layout (one file per idea, as timm's ``timm/loss/``): ``functional`` holds the shared
 pieces (temperature-scaled KL, z-scoring, masked softmax, Pearson correlation,
 entropy) once, ``targets`` the Fig. 5 ablation targets, ``base`` the base class, and
-each method is one module whose ``forward`` is its math.
+each method is one module whose ``forward`` is its math. ``settings`` holds each
+method's hyperparameters per dataset family, from its reference configs
+(``method_settings("dkd", dataset_family("fmnist-fine"), epochs=30)``; docs/methods.md).
 """
 from __future__ import annotations
 
@@ -38,6 +40,7 @@ from kdlib.losses.kd import KD, TARGETS
 from kdlib.losses.lskd import LSKD
 from kdlib.losses.mlkd import MLKD
 from kdlib.losses.rld import RLD
+from kdlib.losses.settings import FAMILIES, dataset_family, method_settings, method_source
 from kdlib.losses.targets import ls_entropy, ls_eps_for_entropy, ls_log_targets, shuffle_below_top_k
 
 __all__ = [
@@ -45,6 +48,7 @@ __all__ = [
     "kl_from_log_probs", "soft_kl", "masked_log_softmax", "two_bin_log_probs", "zscore",
     "pearson", "entropy", "ls_entropy", "ls_eps_for_entropy", "ls_log_targets", "shuffle_below_top_k",
     "KD", "DKD", "EAKD", "CTKD", "LSKD", "MLKD", "RLD", "DIST", "TARGETS",
+    "FAMILIES", "dataset_family", "method_settings", "method_source",
 ]
 
 _REGISTRY: dict[str, type[DistillLoss]] = {cls.name: cls for cls in (KD, DKD, EAKD, CTKD, LSKD, MLKD, RLD, DIST)}

@@ -17,6 +17,7 @@ class DKD(DistillLoss):
 
     Defaults are the ImageNet settings (alpha = 1, beta = 0.5, T = 1); CIFAR-100: alpha = 1,
     beta = 8, T = 4. ``warmup`` = 20 epochs is the CIFAR-100 value (ImageNet configs use 1).
+    Per-family settings, with the warm-up as a fraction of the run: ``losses.method_settings``.
     The original adds a cross-entropy to the labels (weight 1); we do not.
     NCKD leaves the label class out of both softmaxes (the reference subtracts 1000 from
     it, which stops being enough for logits of magnitude ~1000). Needs labels: under

@@ -21,6 +21,7 @@ class RLD(DistillLoss):
     Loss: min(epoch / warmup, 1) · (alpha · SCD + beta · MCD), epochs from 1.
     Defaults are the ImageNet settings (alpha = 1, beta = 0.5, T = 1, alpha_temperature = 1);
     CIFAR-100: beta = 8, T = 4. ``warmup`` = 20 is the CIFAR-100 value (ImageNet: 1).
+    Per-family settings, with the warm-up as a fraction of the run: ``losses.method_settings``.
     The original adds a cross-entropy to the labels (weight 1); we do not. Needs labels:
     under MixUp/CutMix, the label with the larger share.
     """
