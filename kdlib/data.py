@@ -50,7 +50,7 @@ _IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
               "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 _IDX_COUNTS = {"train": 60000, "t10k": 10000}
 
-PRESETS = ("mini", "paper")
+PRESETS = ("mini", "paper")  # the two worlds; other presets (``patient``) map onto one (``specs.world``)
 SPLITS = ("train", "test")
 
 # RandAugment (num_ops, magnitude) on torchvision's scale: magnitude is a bin 0..30 of
@@ -514,13 +514,24 @@ def dataset_names(preset: str | None = None) -> list[str]:
     if preset is None:
         return list(_MINI) + list(_PAPER)
     _check_preset(preset)
-    return list(_MINI) if preset == "mini" else list(_PAPER)
+    return list(_MINI) if _world(preset) == "mini" else list(_PAPER)
+
+
+def _world(preset: str) -> str:
+    """The world of ``preset``: itself for ``mini``/``paper``, the one it shares otherwise (``patient``: mini)."""
+    if preset in PRESETS:
+        return preset
+    from kdlib import specs
+    if isinstance(preset, str) and preset in specs.PRESETS:
+        return specs.world(preset)
+    shared = sorted(set(specs.PRESETS) - set(PRESETS))
+    raise ValueError(f"unknown preset {preset!r}; choose one of {list(PRESETS)} or a preset on one of these worlds "
+                     f"{shared} ('mini' is Fashion-MNIST on a CPU, 'patient' the same world trained longer, "
+                     "'paper' the study's datasets at 224 px)")
 
 
 def _check_preset(preset: str) -> None:
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose one of {list(PRESETS)} "
-                         "('mini' is Fashion-MNIST on a CPU, 'paper' the study's datasets at 224 px)")
+    _world(preset)
 
 
 def _check_name(name: str, preset: str) -> None:
@@ -540,7 +551,7 @@ def _check_name(name: str, preset: str) -> None:
 
 def _image_geometry(preset: str) -> tuple[int, int, str]:
     """(channels, size, PIL mode): the mini models take 1x32x32, the paper's 3x224x224."""
-    return (1, 32, "L") if preset == "mini" else (3, 224, "RGB")
+    return (1, 32, "L") if _world(preset) == "mini" else (3, 224, "RGB")
 
 
 def dataset_info(name: str, preset: str = "mini") -> DatasetInfo:
@@ -582,7 +593,7 @@ def build_dataset(name: str, split: str, *, preset: str = "mini", train_transfor
     if name in _MINI:
         return _build_mini(name, split, train, root, seed)
     chans, size, mode = _image_geometry(preset)
-    randaug = MINI_RANDAUG if preset == "mini" else PAPER_RANDAUG
+    randaug = MINI_RANDAUG if _world(preset) == "mini" else PAPER_RANDAUG
     if name.startswith(_IMAGEFOLDER):
         folder = _imagefolder_root(name)
         classes = _folder_classes(name, folder, None)

@@ -58,10 +58,18 @@ ARCHS: dict[str, dict[str, Arch]] = {
 MINI_MEAN, MINI_STD = (0.2190,), (0.3318,)
 
 
+def _world(preset: str) -> str:
+    """``mini`` or ``paper``: the architectures a preset's names map to (``patient`` uses the mini ones)."""
+    if preset in ARCHS:
+        return preset
+    from kdlib import specs
+    if isinstance(preset, str) and preset in specs.PRESETS:
+        return specs.world(preset)
+    raise ValueError(f"unknown preset {preset!r}; choose one of {sorted({*ARCHS, *specs.PRESETS})}")
+
+
 def arch_names(preset: str = "mini") -> list[str]:
-    if preset not in ARCHS:
-        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(ARCHS)}")
-    return sorted(ARCHS[preset])
+    return sorted(ARCHS[_world(preset)])
 
 
 def check_arch(name: str, preset: str = "mini") -> Arch:
@@ -70,7 +78,7 @@ def check_arch(name: str, preset: str = "mini") -> Arch:
         raise ValueError(f"unknown model {name!r} for preset {preset!r}; choose one of {names} "
                          "(teachers: resnet50, vit_s, convnext_t, regnety_064; students: resnet18, mnv4, "
                          "convnext_p, mobilevitv2_150)")
-    return ARCHS[preset][name]
+    return ARCHS[_world(preset)][name]
 
 
 class Classifier(nn.Module):
@@ -131,7 +139,7 @@ def create(name: str, num_classes: int, *, preset: str = "mini", init: str = "ra
         net.load_state_dict(net_state)
         if net.num_classes != num_classes:
             net.reset_classifier(num_classes)
-    if preset == "mini":
+    if _world(preset) == "mini":
         mean, std = MINI_MEAN, MINI_STD
     else:
         cfg = timm.data.resolve_model_data_config(net)

@@ -145,7 +145,7 @@ def _check_methods(name: str, value: Any, p: str | None) -> None:
 
 def _check_corpora(name: str, value: Any, p: str | None) -> None:
     p = _need_preset(name, p)
-    allowed = PRETRAIN_CORPORA.get(p, ())
+    allowed = PRETRAIN_CORPORA.get(specs.world(p), ())
     if not isinstance(value, dict):
         raise ValueError(f"parameter pretrain_corpora={value!r} must be a dict: dataset -> list of pretraining "
                          f"corpora (None = the preset's), e.g. {{'fmnist-fine': ['fmnist-general', "
