@@ -1,11 +1,12 @@
-# Two entry points: `make demo` (quickstart + mini studies into outputs/) and `make test`.
+# Entry points: `make demo` (quickstart + mini studies into outputs/, then the findings scorecard),
+# `make study` (every notebook at the patient scale into outputs/study/, then its scorecard) and `make test`.
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 
-.PHONY: demo test install bench clean-outputs
+.PHONY: demo study findings test install bench clean-outputs
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,7 +23,34 @@ demo: $(STAMP)
 	  name=$$(basename $$nb); echo "== $$name"; \
 	  $(VENV)/bin/papermill --cwd notebooks $$nb outputs/$$name -k python3 || exit 1; \
 	done
-	@echo "Executed notebooks and figures are in outputs/"
+	$(PY) -m kdlib.findings
+	@echo "Executed notebooks and figures are in outputs/; the scorecard is outputs/findings.md and .html"
+
+# The patient scale: the same notebooks with `-p preset patient` and three seeds (hours on a
+# 2-core CPU). Each notebook's wall time goes to outputs/study/costs.txt; a rerun skips finished runs.
+STUDY_PRESET ?= patient
+STUDY_SEEDS  ?= [0, 1, 2]
+PAPERMILL    := $(VENV)/bin/papermill --cwd notebooks
+
+study: $(STAMP)
+	@mkdir -p outputs/study
+	@for nb in $(NOTEBOOKS); do \
+	  name=$$(basename $$nb .ipynb); echo "== $$name (preset $(STUDY_PRESET))"; start=$$(date +%s); \
+	  if grep -q '"seeds = ' $$nb; then \
+	    $(PAPERMILL) $$nb outputs/study/$$name.ipynb -k python3 -p preset $(STUDY_PRESET) \
+	      -p output_dir study/$$name -p seeds "$(STUDY_SEEDS)" || exit 1; \
+	  else \
+	    $(PAPERMILL) $$nb outputs/study/$$name.ipynb -k python3 -p preset $(STUDY_PRESET) \
+	      -p output_dir study/$$name || exit 1; \
+	  fi; \
+	  echo "$$name $$(( $$(date +%s) - start )) s" >> outputs/study/costs.txt; \
+	done
+	$(PY) -m kdlib.findings --preset $(STUDY_PRESET) --out outputs/study
+	$(PY) -m kdlib.findings
+	@echo "Patient-scale notebooks, figures and findings.md/.html are in outputs/study/ (costs: outputs/study/costs.txt)"
+
+findings: $(STAMP)
+	$(PY) -m kdlib.findings
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -332,3 +332,13 @@ def test_registry_holds_study_claims_f1_to_f16_with_sections_and_notebooks():
     assert ids == [f"F{i}" for i in range(1, 17)]
     assert all(c.section and c.notebook in {"01", "02", "03", "04", "05", "06"} for c in findings.CLAIMS)
     assert all(c.function.__doc__ for c in findings.CLAIMS)
+
+
+def test_the_command_line_scores_an_empty_store_and_writes_both_files(tmp_path, capsys):
+    from kdlib.findings import cli
+
+    rows = cli.main(["--root", str(tmp_path / "store"), "--out", str(tmp_path / "out"), "--preset", "patient"])
+    assert set(rows["verdict"]) == {"not run"} and set(rows["scale"]) == {"patient"} and len(rows) == 16
+    assert (tmp_path / "out" / "findings.md").read_text().count("| F") == 16
+    assert (tmp_path / "out" / "findings.html").is_file()
+    assert "wrote" in capsys.readouterr().out

@@ -23,11 +23,12 @@ import pandas as pd
 from kdlib import specs
 from kdlib.findings import claims_models as cm
 from kdlib.findings import claims_training as ct
-from kdlib.findings.report import COLUMNS, show_rows, write
+from kdlib.findings.report import COLUMNS, show_rows, to_html, to_markdown, write
 from kdlib.findings.select import Context
 from kdlib.findings.stats import INCONCLUSIVE, NOT_RUN, VERDICTS, Outcome, combine, interval, part_verdict
 
-__all__ = ["Claim", "CLAIMS", "claim", "scorecard", "show", "write", "interval", "VERDICTS", "COLUMNS"]
+__all__ = ["Claim", "CLAIMS", "claim", "scorecard", "show", "show_rows", "write", "to_markdown", "to_html", "interval",
+           "VERDICTS", "COLUMNS"]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,3 @@
+from kdlib.findings.cli import main
+
+main()
