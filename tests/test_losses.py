@@ -445,7 +445,8 @@ def test_ctkd_ramp_changes_the_temperature_trajectory_under_adamw():
 def test_ctkd_resumes_its_temperature_optimizer_exactly():
     def run(stop_after=None, state=None):
         g = torch.Generator().manual_seed(1)
-        x, teacher, student = torch.randn(32, 4, generator=g), 4 * torch.randn(4, 3, generator=g), torch.randn(32, 3, generator=g)
+        x, teacher = torch.randn(32, 4, generator=g), 4 * torch.randn(4, 3, generator=g)
+        student = torch.randn(32, 3, generator=g)
         loss = losses.build("ctkd")
         if state is not None:
             loss.load_state_dict(state)

@@ -16,9 +16,10 @@ class EAKD(DistillLoss):
     student's entropies at ``entropy_temperature``; w is a constant (detached).
 
     Defaults: T = 1 (ImageNet) and entropy_temperature = 3 (the reference code's default,
-    used for CIFAR-100 with T = 4; its ImageNet config sets 2). The entropy bound is log C (the reference's ImageNet path; its
-    CIFAR path divides by the constant 100 instead). The original keeps the cross-entropy
-    to the labels; we do not.
+    used for CIFAR-100 with T = 4; its ImageNet config sets 2; ``losses.method_settings``).
+    The entropy bound is log C (the reference's ImageNet path; its CIFAR path divides by
+    the constant 100 instead, see docs/divergences.md). The original keeps the
+    cross-entropy to the labels; we do not.
     """
 
     name = "eakd"
