@@ -46,9 +46,9 @@ def _is_number(v: Any) -> bool:
 
 # ----------------------------------------------------------------------------- mean ± std over seeds
 
-def aggregate(frame: pd.DataFrame, by: list[str], value: str = "test_acc") -> pd.DataFrame:
-    """Mean, std and count (``seeds``) of ``value`` per group, NaN groups kept."""
-    g = frame.groupby(by, dropna=False)[value]
+def aggregate(frame: pd.DataFrame, by: list[str], value: str = "test_acc", dropna: bool = False) -> pd.DataFrame:
+    """Mean, std and count (``seeds``) of ``value`` per group (NaN group keys kept unless ``dropna``)."""
+    g = frame.groupby(by, dropna=dropna)[value]
     out = g.agg(["mean", "std", "count"]).reset_index()
     return out.rename(columns={"mean": value, "std": f"{value}_std", "count": "seeds"})
 
@@ -352,3 +352,11 @@ def init_rows(frame: pd.DataFrame) -> pd.DataFrame:
     """Add ``row`` (student · init) and ``init_rank`` (Table 2's order)."""
     return frame.assign(init_rank=[INIT_ORDER.index(i) if i in INIT_ORDER else 9 for i in frame["student_init"]],
                         row=[f"{s} · {i}" for s, i in zip(frame["student"], frame["student_init"])])
+
+
+def epoch_curves(history: pd.DataFrame, rows: pd.DataFrame, metric: str = "test_acc") -> pd.DataFrame:
+    """Mean ``metric`` per temperature and epoch over the runs in ``rows`` (``store.load_history``), with ``seeds``."""
+    hist = history[history["run_id"].isin(rows["run_id"])][["run_id", "epoch", metric]].dropna()
+    hist = hist.merge(rows[["run_id", "temperature"]], on="run_id")
+    return (hist.groupby(["temperature", "epoch"])[metric].agg(["mean", "count"]).reset_index()
+            .rename(columns={"mean": metric, "count": "seeds"}))

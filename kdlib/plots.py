@@ -15,13 +15,12 @@ from __future__ import annotations
 import io
 import math
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import altair as alt
 import pandas as pd
-import torch
 
-from kdlib import analysis, metrics, paths, store
+from kdlib import analysis, paths, store
 
 
 def enable_offline() -> str:
@@ -57,19 +56,6 @@ def chart_bytes(chart: alt.TopLevelMixin, fmt: str, scale_factor: float = 2) -> 
     text = io.StringIO()
     chart.save(text, format=fmt, **({"inline": True} if fmt == "html" else {}))
     return text.getvalue().encode()
-
-
-def profile_frame(logits: torch.Tensor, temperatures: Iterable[float], top: int | None = None) -> pd.DataFrame:
-    """Average sorted softmax profile per temperature, tidy (paper Fig. 4), with relative entropies."""
-    rows = []
-    for t in temperatures:
-        prof = metrics.sorted_profile(logits, t)
-        h_all = metrics.relative_entropy(logits, t)
-        h_rest = metrics.relative_entropy_without_max(logits, t) if logits.shape[1] > 2 else float("nan")
-        for rank, p in enumerate(prof.tolist()[:top], start=1):
-            rows.append({"temperature": float(t), "rank": rank, "probability": p, "h_all": h_all,
-                         "h_minus_max": h_rest})
-    return pd.DataFrame(rows)
 
 
 def softmax_profile(frame: pd.DataFrame, title: str = "Average sorted teacher softmax") -> alt.Chart:

@@ -11,7 +11,7 @@ import pytest
 import torch
 import vl_convert as vlc
 
-from kdlib import analysis, plots
+from kdlib import analysis, plots, profiles
 from results_frames import frame, granularity_frame, row, student_frame, teacher_frame, training_frame
 
 
@@ -56,7 +56,7 @@ def compiles(chart):
 
 def test_profile_accuracy_and_method_charts_still_work():
     logits = torch.randn(50, 10)
-    prof = plots.profile_frame(logits, [1, 40], top=5)
+    prof = profiles.profile_frame(logits, [1, 40], top=5)
     assert set(prof["temperature"]) == {1.0, 40.0} and prof["rank"].max() == 5
     spec = compiles(plots.softmax_profile(prof))
     assert spec["encoding"]["y"]["scale"]["type"] == "log"

@@ -11,6 +11,7 @@ import torch
 from IPython.core.formatters import format_display_data
 
 from kdlib import specs, store, widgets
+from kdlib.widgets import render
 
 torch.set_num_threads(1)
 C = 10
@@ -217,7 +218,7 @@ def test_headless_display_carries_a_png_and_never_raises(logits, monkeypatch, tm
     assert base64.b64decode(data["image/png"]).startswith(b"\x89PNG")
     assert "T=4" in data["text/plain"]
     saved = []  # plots.save itself (PNG + inline HTML) is run for real by the browser test's notebook
-    monkeypatch.setattr(widgets.plots, "save", lambda chart, name, folder: saved.append((chart, name, folder)))
+    monkeypatch.setattr(render.plots, "save", lambda chart, name, folder: saved.append((chart, name, folder)))
     e.save_static("explorer", tmp_path)
     chart, name, folder = saved[0]
     assert (name, folder) == ("explorer", tmp_path) and "H_all" in str(chart.to_dict()["title"])
@@ -225,8 +226,8 @@ def test_headless_display_carries_a_png_and_never_raises(logits, monkeypatch, tm
     def broken(chart):
         raise RuntimeError("no renderer")
 
-    monkeypatch.setattr(widgets, "_png", broken)
-    monkeypatch.setattr(widgets, "_svg", broken)
+    monkeypatch.setattr(render, "png", broken)
+    monkeypatch.setattr(render, "svg", broken)
     fresh = widgets.temperature_explorer(logits)
     for explorer in (e, fresh):  # drawn already, and never drawn (its first display draws)
         data, _ = format_display_data(explorer)

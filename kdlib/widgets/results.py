@@ -1,0 +1,238 @@
+"""The results explorer: accuracy vs T per distillation length and vs epoch (paper Figs. 2-3), by dropdown.
+
+One control per spec column that varies among the finished runs; each control's options
+follow the ones above it. The numbers come from ``kdlib.analysis``, the charts from
+``widgets.charts``; this module only wires them together.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import altair as alt
+import ipywidgets as W
+import pandas as pd
+
+from kdlib import analysis, store
+from kdlib.widgets import charts, render
+from kdlib.widgets.controls import key, label, matches, ordered
+from kdlib.widgets.teachers import check_t
+
+SPEC_COLUMNS = analysis.SPEC_COLUMNS
+
+
+def _row(name: str, ctl: W.Widget) -> W.HBox:
+    return W.HBox([W.Label(name, layout=W.Layout(width="130px")), ctl], layout=W.Layout(align_items="center"))
+
+
+def _control(frame: pd.DataFrame, col: str) -> W.ValueWidget:
+    options = ordered(frame[col].map(key))
+    labels = [(label(v), v) for v in options]
+    short = len(options) <= 6 and sum(len(s) for s, _ in labels) <= 60
+    ctl = (W.ToggleButtons(options=labels, value=options[-1] if col == "epochs" else options[0],
+                           style={"button_width": "auto"})
+           if short else W.Dropdown(options=labels, value=options[0], layout=W.Layout(width="auto")))
+    ctl.add_class(f"kdlib-axis-{col}")
+    return ctl
+
+
+def _restrict(ctl: W.ValueWidget, options: list[Any], fallback: Any) -> None:
+    if [v for _, v in ctl.options] != options:
+        current = ctl.value
+        ctl.options = [(label(v), v) for v in options]
+        ctl.value = current if current in options else fallback
+
+
+class ResultsExplorer(render.Explorer):
+    """Dropdowns over a results frame's spec columns; see ``results_explorer``."""
+
+    def __init__(self, frame: pd.DataFrame, history: pd.DataFrame | None, axes: Sequence[str], metric: str):
+        self._frame, self._history, self._metric, self._busy = frame, history, metric, False
+        self.chart_data, self.epoch_data = pd.DataFrame(), pd.DataFrame()
+        self.readouts: dict[str, Any] = {}
+        self.selection: dict[str, Any] = {}
+        self.best_temperature: float | None = None
+        self._controls: dict[str, W.ValueWidget] = {col: _control(frame, col) for col in axes}
+        temps = ordered(frame["temperature"].map(float))
+        self._temps = W.SelectMultiple(options=[(f"T={t:g}", t) for t in temps], value=tuple(temps),
+                                       rows=min(5, len(temps)), layout=W.Layout(width="120px"))
+        self._temps.add_class("kdlib-history-temperatures")
+        for ctl in [*self._controls.values(), self._temps]:
+            ctl.observe(lambda change: None if self._busy else self._refresh(), "value")
+        self._readout_box = W.HTML()
+        self._readout_box.add_class("kdlib-readouts")
+        self._t_box = render.html_box("kdlib-accuracy-vs-temperature")
+        self._epoch_box = render.html_box("kdlib-accuracy-vs-epoch")
+        self._refresh()
+        rows = [_row(col, ctl) for col, ctl in self._controls.items()]
+        if history is not None:
+            rows.append(_row("T in history chart", self._temps))
+        self._widget = W.VBox([*rows, self._readout_box,
+                               W.HBox([self._t_box, self._epoch_box], layout=W.Layout(flex_flow="row wrap"))])
+        self._widget.add_class("kdlib-results-explorer")
+
+    # -- test and scripting hooks ------------------------------------------------------
+    @property
+    def controls(self) -> list[str]:
+        """The columns that vary in the frame, in control order."""
+        return list(self._controls)
+
+    def set(self, column: str, value: Any) -> "ResultsExplorer":
+        """Choose ``value`` for ``column`` (as the dropdown would); ``"temperatures"`` picks the
+        history chart's temperatures (a list)."""
+        if column == "temperatures":
+            values = [check_t(v) for v in (value if isinstance(value, (list, tuple, set)) else [value])]
+            known = [v for _, v in self._temps.options]
+            missing = [v for v in values if not any(math.isclose(v, k) for k in known)]
+            if missing:
+                raise ValueError(f"temperatures {missing} have no runs; choose among {known}")
+            self._temps.value = tuple(k for k in known if any(math.isclose(v, k) for v in values))
+            return self
+        if column not in self._controls:
+            if column in self._frame.columns:
+                raise ValueError(f"column {column!r} does not vary in this frame (only "
+                                 f"{ordered(self._frame[column].map(key))!r}); controls: {self.controls}")
+            raise ValueError(f"unknown column {column!r}; this frame's controls are {self.controls} "
+                             "(plus 'temperatures' for the history chart)")
+        ctl = self._controls[column]
+        options = [v for _, v in ctl.options]
+        if key(value) not in options:
+            raise ValueError(f"{column}={value!r} has no runs under the current selection; choose one of {options}")
+        ctl.value = key(value)
+        return self
+
+    # -- what is shown -----------------------------------------------------------------
+    def _cascade(self) -> pd.DataFrame:
+        """Restrict each control's options to the runs left by the controls above it."""
+        rows = self._frame
+        self._busy = True
+        try:
+            for col, ctl in self._controls.items():
+                if col != "epochs":
+                    keys = rows[col].map(key)
+                    _restrict(ctl, ordered(keys), ordered(keys)[0])
+                    rows = rows[matches(keys, ctl.value)]
+            if "epochs" in self._controls:
+                options = ordered(rows["epochs"].map(key))
+                _restrict(self._controls["epochs"], options, options[-1])
+        finally:
+            self._busy = False
+        return rows
+
+    def _refresh(self) -> None:
+        rows, m = self._cascade(), self._metric
+        self.selection = {col: ctl.value for col, ctl in self._controls.items()}
+        durations = rows["epochs"].map(key) if "epochs" in rows else pd.Series(0, index=rows.index)
+        chosen = self.selection.get("epochs", key(durations.iloc[0]))
+        agg = analysis.aggregate(rows.assign(epochs=durations), ["epochs", "temperature"], m, dropna=True)
+        agg["chosen"] = agg["epochs"] == chosen
+        agg["duration"] = agg["epochs"].map(lambda e: f"{label(e)} epochs")
+        self.chart_data = agg
+        best = analysis.best_row(agg[agg["chosen"]], m)
+        self.best_temperature = float(best["temperature"])
+        line = agg[agg["chosen"]]
+        at_one = line.loc[line["temperature"] == 1.0, m]
+        self.readouts = {"best_temperature": self.best_temperature, "best_accuracy": float(best[m]),
+                         "best_accuracy_std": float(best[f"{m}_std"]) if best["seeds"] > 1 else None,
+                         "seeds": int(best["seeds"]), "accuracy_at_t1": float(at_one.iloc[0]) if len(at_one) else None,
+                         "epochs": chosen, "runs": int(len(rows))}
+        self.epoch_data = pd.DataFrame()
+        if self._history is not None:
+            picked = rows[(durations == chosen) & rows["temperature"].isin(list(self._temps.value))]
+            ep = analysis.epoch_curves(self._history, picked, m)
+            self.epoch_data = ep.assign(best=ep["temperature"] == self.best_temperature,
+                                        T=ep["temperature"].map(lambda t: f"T={t:g}"))
+        if self._live:
+            self._draw(readouts=self._readout_html())
+        else:
+            self._readout_box.value = self._readout_html()
+
+    def _draw(self, readouts: str | None = None) -> None:
+        t_svg = render.svg(self._t_chart())
+        epoch_svg = render.svg(self._epoch_chart()) if self._history is not None else None
+        if readouts is not None:
+            self._readout_box.value = readouts
+        self._t_box.value = t_svg
+        if epoch_svg is not None:
+            self._epoch_box.value = epoch_svg
+
+    def _readout_html(self) -> str:
+        r = self.readouts
+        std = f" ± {r['best_accuracy_std']:.2f}" if r["best_accuracy_std"] is not None else ""
+        at_one = (f"; at T=1: {r['accuracy_at_t1']:.2f}% ({r['best_accuracy'] - r['accuracy_at_t1']:+.2f})"
+                  if r["accuracy_at_t1"] is not None else "")
+        return (f"<div style='margin:6px 0'>best T at {label(r['epochs'])} epochs: "
+                f"<b data-key='best_temperature'>T={r['best_temperature']:g}</b> with "
+                f"<b data-key='best_accuracy'>{r['best_accuracy']:.2f}%</b>{std} "
+                f"(final-epoch test accuracy, mean of {r['seeds']} seed(s)){at_one}</div>")
+
+    def _title(self) -> str:
+        return ", ".join(f"{c}={label(v)}" for c, v in self.selection.items() if c != "epochs") or "all runs"
+
+    def _t_chart(self) -> alt.LayerChart:
+        return charts.accuracy_by_duration(self.chart_data, self._metric, self.best_temperature,
+                                           self.readouts["best_accuracy"], self.readouts["epochs"], self._title())
+
+    def _epoch_chart(self) -> alt.Chart:
+        return charts.accuracy_by_epoch(self.epoch_data, self._metric, self.readouts["epochs"], self.best_temperature)
+
+    def _static_chart(self) -> alt.TopLevelMixin:
+        parts = [self._t_chart()] + ([self._epoch_chart()] if self._history is not None else [])
+        return alt.hconcat(*parts).resolve_scale(color="independent", strokeWidth="independent")
+
+    def _describe(self) -> str:
+        r = self.readouts
+        return (f"ResultsExplorer({self._title()}, epochs={label(r['epochs'])}: best T={r['best_temperature']:g} "
+                f"at {r['best_accuracy']:.2f}%); open in JupyterLab to change the selection")
+
+
+def results_explorer(frame: pd.DataFrame, history: pd.DataFrame | str | None = None, *,
+                     axes: Sequence[str] | None = None, metric: str = "test_acc",
+                     root: str | None = None) -> ResultsExplorer:
+    """Browse a results frame (``store.load_results``): accuracy vs T and vs epoch (paper Figs. 2-3).
+
+    One control per spec column that varies among finished runs (``SPEC_COLUMNS``, or ``axes``);
+    ``epochs`` picks the highlighted distillation length, the others filter. The accuracy-vs-T
+    chart shows the mean over seeds, one line per length, the chosen one in colour with the best
+    T marked. ``history`` (``store.load_history``) adds accuracy vs epoch at the chosen
+    temperatures; ``history="store"`` loads it from the store (``root``, default the outputs'
+    store) for the frame's runs. Runs without a temperature (a method at its own default) are left out.
+
+    Returns an explorer: ``.set(column, value)``, ``.best_temperature``, ``.readouts``,
+    ``.chart_data`` (the aggregated frame plotted), ``.epoch_data``, ``.widget``,
+    ``.save_static(name, folder)``.
+    """
+    if not isinstance(frame, pd.DataFrame):
+        raise ValueError(f"frame must be a pandas DataFrame (kdlib.store.load_results()), got {type(frame).__name__}")
+    missing = [c for c in ("temperature", metric) if c not in frame.columns]
+    if missing:
+        raise ValueError(f"results frame lacks column(s) {missing}; pass distillation results "
+                         f"(kdlib.store.load_results(kind='distill')), columns given: {list(frame.columns)}")
+    rows = frame
+    rows = store.finished(rows, "distill")
+    rows = rows[pd.to_numeric(rows["temperature"], errors="coerce").notna()
+                & pd.to_numeric(rows[metric], errors="coerce").notna()]
+    if rows.empty:
+        raise ValueError(f"no finished distillation runs with a temperature and a {metric!r} among the {len(frame)} "
+                         "rows given; run the sweep first (runs.ensure) or check the store folder")
+    rows = rows.assign(temperature=rows["temperature"].astype(float), **{metric: rows[metric].astype(float)})
+    if axes is None:
+        axes = [c for c in SPEC_COLUMNS if c in rows.columns]
+    else:
+        unknown = [c for c in axes if c not in rows.columns]
+        if unknown:
+            raise ValueError(f"axes {unknown} are not columns of the frame; columns: {list(rows.columns)}")
+    axes = [c for c in axes if rows[c].map(key).nunique(dropna=False) > 1]
+    if isinstance(history, str):
+        if history != "store":
+            raise ValueError(f"history={history!r}; pass 'store' (load it for these runs), a DataFrame "
+                             "(kdlib.store.load_history()) or None (no epoch chart)")
+        history = store.load_history(root, run_ids=rows["run_id"].tolist() if "run_id" in rows else None)
+    if history is not None:
+        if not isinstance(history, pd.DataFrame):
+            raise ValueError(f"history must be a DataFrame (kdlib.store.load_history()), got {type(history).__name__}")
+        missing = [c for c in ("run_id", "epoch", metric) if c not in history.columns]
+        if missing or "run_id" not in rows:
+            raise ValueError(f"history lacks column(s) {missing or ['run_id (in the results frame)']}; "
+                             "pass kdlib.store.load_history(root) for the same store as the results")
+    return ResultsExplorer(rows, history, axes, metric)
