@@ -1,14 +1,10 @@
-"""Altair charts for the study's figures; every function takes a tidy pandas frame.
+"""Altair charts for the study's figures, from a tidy results frame (``store.load_results``), mini or paper.
 
-Charts are built from the results frame (``store.load_results``) so the same figure comes
-out of any store, mini or paper. ``save`` writes PNG (for papers and headless runs) and
-HTML (interactive, self-contained) side by side.
-
-Plots only draw: every number comes from ``kdlib.analysis``. Importing this module changes
-nothing global; a notebook calls ``enable_offline()`` so that charts render as SVG in the
-kernel (vl-convert): altair's default renderer loads Vega from a CDN, which leaves a blank
-cell offline and in executed copies viewed without a network. A renderer the user picked is
-kept (the saved HTML files stay interactive either way). Files are written atomically.
+Plots only draw: every number comes from ``kdlib.analysis``. ``save`` writes PNG and
+self-contained HTML side by side, atomically. Importing this module changes nothing global;
+notebooks call ``enable_offline()`` so charts render as SVG in the kernel (vl-convert):
+altair's default renderer loads Vega from a CDN, a blank cell offline. A renderer the user
+picked is kept (the saved HTML files stay interactive either way).
 """
 from __future__ import annotations
 
@@ -91,11 +87,8 @@ def accuracy_vs_temperature(frame: pd.DataFrame, *, color: str | None = None, co
                       .encode(y="y:Q"))
     chart = alt.layer(*layers).properties(width=300, height=220)
     if column or row:
-        facet = {}
-        if column:
-            facet["column"] = alt.Column(f"{column}:N")
-        if row:
-            facet["row"] = alt.Row(f"{row}:N")
+        facet = {**({"column": alt.Column(f"{column}:N")} if column else {}),
+                 **({"row": alt.Row(f"{row}:N")} if row else {})}
         chart = alt.layer(line, bars, data=agg).properties(width=220, height=180).facet(**facet)
     return chart.properties(title=title)
 
@@ -373,3 +366,32 @@ def granularity_curves(frame: pd.DataFrame, *, tolerance: float = 1.0, color: st
     if len(panels) == 1:
         return panels[0].properties(title=alt.TitleParams(title, subtitle=panels[0].title))
     return alt.hconcat(*panels).properties(title=title)
+
+
+# ----------------------------------------------------------------------------- the advisor's regret (notebook 07)
+
+def regret_chart(loso, title: str = "Leave-one-setup-out regret of each way to pick T"):
+    """Regret per setup (points) and mean (bar) per strategy; beside it, advised vs best T."""
+    from kdlib.advisor import STRATEGIES, T_MAX, T_MIN
+
+    long = loso.melt(id_vars=["setup"], value_vars=[f"regret {s}" for s in STRATEGIES], var_name="strategy",
+                     value_name="regret").dropna()
+    long["strategy"] = long["strategy"].str.removeprefix("regret ")
+    enc_x = alt.X("strategy:N", sort=list(STRATEGIES), title=None)
+    bars = alt.Chart(long).mark_bar(opacity=0.35).encode(x=enc_x, y=alt.Y("mean(regret):Q",
+                                                                          title="regret vs best T of the sweep (pp)"))
+    dots = alt.Chart(long).mark_circle(size=45, opacity=0.6).encode(
+        x=enc_x, y="regret:Q", color=alt.Color("strategy:N", sort=list(STRATEGIES), legend=None),
+        tooltip=["setup", "strategy", alt.Tooltip("regret:Q", format=".2f")])
+    left = alt.layer(bars, dots).properties(width=300, height=240, title=title)
+    pts = loso.assign(best=loso["best_temperature"], advised=loso["T advisor"])
+    scale = alt.Scale(type="log", domain=[0.9 * T_MIN, 1.1 * T_MAX], nice=False)
+    scatter = alt.Chart(pts).mark_circle(size=60, opacity=0.6).encode(
+        x=alt.X("best:Q", scale=scale, title="best T of the sweep"),
+        y=alt.Y("advised:Q", scale=scale, title="advised T (nearest in sweep)"),
+        color=alt.Color("optimizer:N"), tooltip=["setup", "best", "advised", alt.Tooltip("regret advisor:Q",
+                                                                                         format=".2f")])
+    diag = alt.Chart(pd.DataFrame({"t": [T_MIN, T_MAX]})).mark_line(strokeDash=[4, 4], color="gray").encode(
+        x=alt.X("t:Q", scale=scale), y=alt.Y("t:Q", scale=scale))
+    right = alt.layer(diag, scatter).properties(width=240, height=240, title="Advised vs best temperature")
+    return alt.hconcat(left, right).resolve_scale(color="independent")

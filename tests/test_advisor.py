@@ -13,7 +13,7 @@ from torch import nn
 
 from kdlib import paths, plots, specs, store
 from kdlib.advisor import (FINDINGS, Calibration, Diagnostics, advise, calibrate, class_overlap, diagnose,
-                          known_overlap, leave_one_setup_out, load_calibration, recommend, summarize, sweeps)
+                          known_overlap, leave_one_setup_out, load_calibration, recommend, regret_summary, sweeps)
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "07_temperature_advisor.ipynb"
 GRID = (1.0, 2.0, 4.0, 10.0, 40.0)
@@ -215,6 +215,20 @@ def test_the_rules_move_t_the_way_the_paper_says():
         assert r.finding in FINDINGS.values() and r.evidence
 
 
+def test_a_new_rule_is_one_record_that_feeds_the_features_and_the_reasons(monkeypatch):
+    from kdlib.advisor import rules
+
+    setting = rules.Setting("adamw", 30, 128, 30, "finetuned", True, 1.0, 0.4, 0.75)
+    assert len(setting.features()) == len(rules.RULES) == len(rules.PRIOR) == len(rules.rules_table())
+    extra = rules.Rule("batch", 0.5, "sgd", "batch size over 128", lambda s: s.batch_size / 128,
+                       lambda s, ctx: rules.Explanation("a planted rule", f"batch = {s.batch_size}"))
+    monkeypatch.setattr(rules, "RULES", (*rules.RULES, extra))
+    x = setting.features()
+    assert len(x) == 11 and x[-1] == 1.0
+    said = rules.reasons(setting, x, np.append(rules.PRIOR, 0.5), calibrated=False)
+    assert said[-1].text == "a planted rule" and said[-1].effect == 0.5 and said[-1].finding == FINDINGS["sgd"]
+
+
 def test_advice_is_deterministic_and_reads_as_a_report():
     z = torch.tensor(np.random.default_rng(0).normal(0, 3, (50, 10)))
     y = z.argmax(1)
@@ -307,7 +321,7 @@ def test_leave_one_setup_out_reports_regret_against_simple_baselines():
     for s in ("advisor", "rules only", "fixed T=4", "fixed T=1", "best single T"):
         assert (loso[f"regret {s}"] >= 0).all()
     assert (loso["T fixed T=4"] == 4).all() and (loso["T fixed T=1"] == 1).all()
-    summary = summarize(loso).set_index("strategy")
+    summary = regret_summary(loso).set_index("strategy")
     assert summary.loc["advisor", "setups"] == 10
 
 

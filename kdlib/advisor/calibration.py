@@ -1,0 +1,290 @@
+"""The rules refit on the stored sweeps: ridge regression of log2 (best T) shrunk toward the rules' weights.
+
+Few sweeps: the rules; many: the data. Each sweep is weighted by how much T mattered in
+it (its accuracy spread, clipped); the shrinkage is chosen by leave-one-out regret.
+Deterministic; saved atomically as JSON under ``outputs/advisor/``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from kdlib import analysis, paths, specs, store
+from kdlib.advisor.rules import FEATURE_COLUMNS, FEATURE_NAMES, PRIOR, Setting, _missing
+from kdlib.traits import baseline_epochs, granularity, known_overlap
+
+T_MIN, T_MAX = 1.0, 40.0            # the range the paper studies
+MIN_SETUPS = 6                      # fewer stored sweeps than this: the rules alone
+LAMBDAS = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)   # shrinkage toward the rules, in sweeps
+MIN_WEIGHT, MAX_WEIGHT = 0.25, 5.0  # accuracy spread (pp) of a sweep, clipped: its weight in the fit
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Weights of the log2 T model, fitted on stored sweeps (or the rules when too few).
+
+    ``status``: ``"calibrated"`` or ``"rules"``. ``loo``: leave-one-out numbers of the
+    fit (mean regret in accuracy points of the fitted model and of the rules alone,
+    residual RMS in log2 T) that size the advice's range.
+    """
+
+    coef: tuple[float, ...]
+    status: str
+    n_setups: int
+    min_setups: int
+    lam: float | None               # shrinkage toward the rules; None: the rules themselves
+    loo: dict[str, float] = field(default_factory=dict)
+    fingerprint: str = ""
+    source: str = ""
+    features: tuple[str, ...] = FEATURE_NAMES
+
+    @classmethod
+    def rules(cls, n_setups: int = 0, min_setups: int = MIN_SETUPS, **kwargs: Any) -> "Calibration":
+        return cls(tuple(PRIOR.tolist()), "rules", n_setups, min_setups, None, **kwargs)
+
+    @property
+    def calibrated(self) -> bool:
+        return self.status == "calibrated"
+
+    def predict(self, x: np.ndarray) -> float:
+        """log2 T, clipped to the paper's range [1, 40]."""
+        return float(np.clip(np.asarray(self.coef) @ x, math.log2(T_MIN), math.log2(T_MAX)))
+
+    def describe(self) -> str:
+        if not self.calibrated and self.source == "none":
+            return "rules of thumb only (calibration=None)"
+        if not self.calibrated:
+            return f"rules of thumb only: {self.n_setups} stored sweep(s), calibration needs {self.min_setups}"
+        loo = self.loo
+        nan = float("nan")
+        if self.lam is None:
+            return (f"rules checked on {self.n_setups} stored sweeps and kept: no refit beat them in leave-one-out "
+                    f"(mean regret {loo.get('rules_mean_regret', nan):.2f} pp)")
+        return (f"rules calibrated on {self.n_setups} stored sweeps (shrinkage {self.lam:g}); leave-one-out mean "
+                f"regret {loo.get('mean_regret', nan):.2f} pp vs {loo.get('rules_mean_regret', nan):.2f} pp "
+                "for the uncalibrated rules")
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["lam"] = self.lam
+        return d
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "Calibration":
+        if tuple(d.get("features", ())) != FEATURE_NAMES:
+            raise ValueError("the saved advisor calibration was made for other features; refit it with "
+                             "kdlib.advisor.calibrate()")
+        return cls(tuple(d["coef"]), d["status"], int(d["n_setups"]), int(d["min_setups"]), d.get("lam"),
+                   dict(d.get("loo", {})), d.get("fingerprint", ""), d.get("source", ""), FEATURE_NAMES)
+
+
+def advisor_dir() -> Path:
+    """Where the calibration lives: ``outputs/advisor/``."""
+    return paths.outputs_dir() / "advisor"
+
+
+REQUIRED = ("dataset", "teacher", "teacher_origin", "student", "optimizer", "batch_size", "epochs",
+            "temperature", "test_acc")
+SETUP_KEYS = analysis.SWEEP_COLUMNS
+
+
+def sweeps(frame) -> "Any":
+    """One row per setup with a vanilla-KD temperature sweep (>= 2 temperatures) in ``frame``.
+
+    A setup is dataset x teacher (architecture, origin, finetuning) x student/init x
+    optimizer x batch size x duration; seeds are averaged (the paper reports the mean of
+    three). Rows carry the sweep (``temperatures``, ``accuracies``), its best T, its weight
+    (accuracy spread, clipped) and the rule features.
+    """
+    import pandas as pd
+
+    cols = ["setup", *SETUP_KEYS, "temperatures", "accuracies", "seeds", "best_temperature", "best_acc", "spread",
+            "weight", "teacher_h_all", "teacher_h_minus_max", "fine_grained", "class_overlap", *FEATURE_COLUMNS]
+    if frame is None or len(frame) == 0:
+        return pd.DataFrame(columns=cols)
+    missing = [c for c in REQUIRED if c not in frame.columns]
+    if missing:
+        raise ValueError(f"the results frame lacks columns {missing}; pass kdlib.store.load_results(root) "
+                         f"(needs {list(REQUIRED)})")
+    f = frame
+    f = store.finished(f, "distill")
+    if "method" in f:
+        f = f[f["method"] == "kd"]
+    if "method_args" in f:
+        f = f[f["method_args"].fillna("{}").isin(["{}", ""])]
+    f = f[f["temperature"].notna() & f["test_acc"].notna()]
+    keys = [k for k in SETUP_KEYS if k in f.columns]
+    rows = []
+    for key, g in f.groupby(keys, dropna=False, sort=True):
+        acc = g.groupby("temperature")["test_acc"].mean().sort_index()
+        if len(acc) < 2:
+            continue
+        r = dict(zip(keys, key if isinstance(key, tuple) else (key,)))
+        temps = tuple(float(t) for t in acc.index)
+        accs = tuple(float(a) for a in acc.values)
+        best = analysis.best_row(acc.reset_index())
+        r.update(temperatures=temps, accuracies=accs, best_temperature=float(best["temperature"]),
+                 best_acc=float(best["test_acc"]), seeds=int(g.groupby("temperature").size().min()),
+                 spread=max(accs) - min(accs))
+        r["weight"] = float(np.clip(r["spread"], MIN_WEIGHT, MAX_WEIGHT))
+        for c in ("teacher_h_all", "teacher_h_minus_max"):
+            r[c] = float(g[c].iloc[0]) if c in g and g[c].notna().any() else float("nan")
+        setting = _row_setting(r, g)
+        r["fine_grained"], r["class_overlap"] = setting.fine_grained, setting.class_overlap
+        r.update(dict(zip(FEATURE_COLUMNS, setting.features().tolist())))
+        r["setup"] = _label(r)
+        rows.append(r)
+    out = pd.DataFrame(rows)
+    return out.reindex(columns=cols + [c for c in out.columns if c not in cols]) if rows else pd.DataFrame(columns=cols)
+
+
+def _row_setting(r: Mapping[str, Any], g) -> Setting:
+    dataset, preset = r["dataset"], r.get("preset")
+    fine = bool(g["fine_grained"].iloc[0]) if "fine_grained" in g and g["fine_grained"].notna().any() \
+        else granularity(dataset, preset)
+    if "class_overlap" in g and g["class_overlap"].notna().any():
+        overlap = float(g["class_overlap"].iloc[0])
+    else:
+        overlap = known_overlap(dataset, r.get("pretrain_corpus"), preset)
+    origin = r["teacher_origin"] if r["teacher_origin"] in ("finetuned", "scratch") else None
+    init = r.get("student_init") if r.get("student_init") in specs.INITS else "random"
+    return Setting(optimizer=str(r["optimizer"]), epochs=int(r["epochs"]), batch_size=int(r["batch_size"]),
+                   baseline_epochs=baseline_epochs(dataset, preset), teacher_origin=origin, fine_grained=fine,
+                   class_overlap=overlap, h_all=r.get("teacher_h_all"), h_minus_max=r.get("teacher_h_minus_max"),
+                   student_init=init)
+
+
+def _label(r: Mapping[str, Any]) -> str:
+    te = r.get("teacher_epochs")
+    te = f" {int(te)}ep" if isinstance(te, (int, float)) and not _missing(float(te)) else ""
+    corpus = r.get("pretrain_corpus")
+    corpus = f" [{corpus}]" if isinstance(corpus, str) and corpus not in ("random", "hub") and \
+        r.get("teacher_origin") == "finetuned" else ""
+    init = r.get("student_init", "random")
+    return (f"{r['dataset']}: {r['teacher']} {r['teacher_origin']}{te}{corpus} -> {r['student']}"
+            f"{'' if init in (None, 'random') else ' (' + str(init) + ')'} | {r['optimizer']} bs{int(r['batch_size'])}"
+            f" {int(r['epochs'])}ep")
+
+
+def _nearest(temps: Sequence[float], log2_t: float) -> int:
+    """Index of the temperature of a sweep nearest to 2**log2_t in log scale (ties: the smaller T)."""
+    d = [abs(math.log2(t) - log2_t) for t in temps]
+    return int(min(range(len(temps)), key=lambda i: (round(d[i], 12), temps[i])))
+
+
+def regret_at(row: Mapping[str, Any], log2_t: float) -> float:
+    """Best accuracy of the sweep minus accuracy at the sweep's T nearest to the advice (points)."""
+    i = _nearest(row["temperatures"], log2_t)
+    return float(row["best_acc"] - row["accuracies"][i])
+
+
+def _matrices(table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    X = table[list(FEATURE_COLUMNS)].to_numpy(float)
+    y = np.log2(table["best_temperature"].to_numpy(float))
+    w = table["weight"].to_numpy(float)
+    return X, y, w / w.mean()
+
+
+def _solve(X: np.ndarray, y: np.ndarray, w: np.ndarray, lam: float) -> np.ndarray:
+    """argmin sum w (y - X b)^2 + lam |b - prior|^2: ridge shrunk toward the rules."""
+    A = X.T @ (w[:, None] * X) + lam * np.eye(X.shape[1])
+    return np.linalg.solve(A, X.T @ (w * y) + lam * PRIOR)
+
+
+def _loo(table, X: np.ndarray, y: np.ndarray, w: np.ndarray, lam: float | None) -> tuple[float, float]:
+    """Leave-one-out mean regret (pp) and weighted RMS residual (log2 T); lam None = the rules."""
+    regrets, sq = [], []
+    rows = table.to_dict("records")
+    for i in range(len(rows)):
+        keep = np.arange(len(rows)) != i
+        b = PRIOR if lam is None else _solve(X[keep], y[keep], w[keep], lam)
+        pred = float(np.clip(X[i] @ b, math.log2(T_MIN), math.log2(T_MAX)))
+        regrets.append(regret_at(rows[i], pred))
+        sq.append(w[i] * (pred - y[i]) ** 2)
+    return float(np.mean(regrets)), float(math.sqrt(np.sum(sq) / np.sum(w)))
+
+
+def fit_calibration(table, *, min_setups: int = MIN_SETUPS, source: str = "frame", fingerprint: str = "") -> Calibration:
+    """Fit the rule weights on a ``sweeps`` table (no files written); the rules when too few setups."""
+    n = len(table)
+    if not isinstance(min_setups, int) or min_setups < 2:
+        raise ValueError(f"min_setups={min_setups!r} must be an integer >= 2 (leave-one-out needs two sweeps)")
+    if n < min_setups:
+        return Calibration.rules(n, min_setups, fingerprint=fingerprint, source=source)
+    X, y, w = _matrices(table)
+    scores = {lam: _loo(table, X, y, w, lam) for lam in (*LAMBDAS, None)}
+    # Lowest leave-one-out regret; ties go to the stronger pull toward the rules (None: the rules).
+    lam = min(scores, key=lambda v: (round(scores[v][0], 9), -math.inf if v is None else -v))
+    coef = PRIOR if lam is None else _solve(X, y, w, lam)
+    loo = {"mean_regret": scores[lam][0], "rmse_log2": scores[lam][1], "rules_mean_regret": scores[None][0],
+           "rules_rmse_log2": scores[None][1]}
+    return Calibration(tuple(float(c) for c in coef), "calibrated", n, min_setups, lam, loo, fingerprint, source)
+
+
+def _fingerprint(frame) -> str:
+    if frame is None or len(frame) == 0:
+        return hashlib.sha256(b"").hexdigest()[:16]
+    # Only finished runs count: pending or running rows (other notebooks at work) change nothing.
+    done = store.finished(frame)
+    cols = [c for c in ("run_id", "temperature", "test_acc") if c in done.columns]
+    text = "\n".join(sorted("|".join(map(str, row)) for row in done[cols].itertuples(index=False)))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def calibrate(frame=None, *, root: str | Path | None = None, min_setups: int = MIN_SETUPS, save: bool = True,
+              folder: str | Path | None = None) -> Calibration:
+    """Refit the advisor on stored sweeps (``frame``, or the store at ``root``) and save it.
+
+    Writes ``calibration.json`` (the sweeps and their features) and ``model.json`` (the
+    weights) atomically under ``folder`` (default ``outputs/advisor/``). With fewer than
+    ``min_setups`` sweeps the saved model is the rules themselves.
+    """
+    source = "frame"
+    if frame is None:
+        frame, source = _store_frame(root)
+    return _calibrate(frame, source, min_setups, save, folder)
+
+
+def _store_frame(root: str | Path | None):
+    root = (Path(root) if root is not None else paths.store_dir()).expanduser().resolve()
+    return (store.load_results(root) if root.is_dir() else None), f"store:{root}"
+
+
+def _calibrate(frame, source: str, min_setups: int, save: bool, folder: str | Path | None) -> Calibration:
+    table = sweeps(frame)
+    cal = fit_calibration(table, min_setups=min_setups, source=source, fingerprint=_fingerprint(frame))
+    if save:
+        folder = Path(folder) if folder is not None else advisor_dir()
+        records = json.loads(table.to_json(orient="records"))
+        store.atomic_write_json(folder / "calibration.json", {"features": list(FEATURE_NAMES), "setups": records})
+        store.atomic_write_json(folder / "model.json", cal.to_json())
+    return cal
+
+
+def load_calibration(folder: str | Path | None = None) -> Calibration | None:
+    """The saved calibration (``outputs/advisor/model.json``), or None."""
+    path = (Path(folder) if folder is not None else advisor_dir()) / "model.json"
+    if not path.is_file():
+        return None
+    return Calibration.from_json(json.loads(path.read_text()))
+
+
+def current_calibration(root: str | Path | None = None, min_setups: int = MIN_SETUPS) -> Calibration:
+    """What ``calibration="auto"`` uses: the saved calibration, refit when the store it came from changed.
+
+    A calibration fitted on a frame the user passed is kept until they refit.
+    """
+    saved = load_calibration()
+    if saved is not None and not saved.source.startswith("store:"):
+        return saved
+    frame, source = _store_frame(root)
+    if saved is not None and (saved.source, saved.fingerprint, saved.min_setups) == \
+            (source, _fingerprint(frame), min_setups):
+        return saved
+    return _calibrate(frame, source, min_setups, True, None)
