@@ -1,15 +1,17 @@
 # Entry points: `make demo` (quickstart + mini studies into outputs/, then the findings scorecard),
 # `make study` (every notebook at the patient scale into outputs/study/, then its scorecard) and `make test`.
+# Each first installs the system packages it lacks (.ci/system-deps: apt-get as root or with
+# password-less sudo; otherwise it stops and prints the command to run).
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 
-.PHONY: demo study findings test install bench clean-outputs
+.PHONY: demo study findings test test-fast install bench clean-outputs
 
 $(STAMP): pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	test -x $(PY) || { PYTHON=$(PYTHON) .ci/system-deps venv && $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
@@ -18,6 +20,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
+	@.ci/system-deps data
 	@mkdir -p outputs
 	@for nb in $(NOTEBOOKS); do \
 	  name=$$(basename $$nb); echo "== $$name"; \
@@ -33,6 +36,7 @@ STUDY_SEEDS  ?= [0, 1, 2]
 PAPERMILL    := $(VENV)/bin/papermill --cwd notebooks
 
 study: $(STAMP)
+	@.ci/system-deps data
 	@mkdir -p outputs/study
 	@for nb in $(NOTEBOOKS); do \
 	  name=$$(basename $$nb .ipynb); echo "== $$name (preset $(STUDY_PRESET))"; start=$$(date +%s); \
@@ -53,7 +57,13 @@ findings: $(STAMP)
 	$(PY) -m kdlib.findings
 
 test: $(STAMP)
+	@.ci/system-deps data chromium
 	$(PY) -m pytest -q
+
+# Unit tests: nothing that trains, runs a notebook, drives a browser or is marked slow (about a minute).
+test-fast: $(STAMP)
+	@.ci/system-deps data
+	$(PY) -m pytest -q -m "not training and not browser and not notebook and not slow"
 
 bench: $(STAMP)
 	$(PY) -m kdlib.bench

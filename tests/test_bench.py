@@ -7,6 +7,8 @@ import torch
 
 from kdlib import bench
 
+pytestmark = pytest.mark.training  # make test-fast leaves these out
+
 
 @pytest.fixture(scope="module", autouse=True)
 def restore_threads():

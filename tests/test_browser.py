@@ -4,7 +4,7 @@ The browser test starts JupyterLab on a free loopback port with its own token an
 config/runtime/data folders, writes a small notebook (synthetic logits, no training), runs it,
 clicks a preset and moves the slider with the keyboard, and checks that the drawn chart and the
 readouts follow (against numpy) with no frame where the chart is missing. Screenshots go to
-``outputs/screenshots/`` in the repository so a person can look at them.
+``screenshots/`` in the session's temporary outputs, or to ``$KDLIB_SCREENSHOTS`` to keep them.
 """
 from __future__ import annotations
 
@@ -32,7 +32,6 @@ pytestmark = pytest.mark.browser
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
-SCREENSHOTS = paths.REPO_ROOT / "outputs" / "screenshots"
 CLASSES = ["T-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot"]
 
 # Before the page's own scripts: note every animation frame in which the profile chart is not drawn
@@ -173,7 +172,8 @@ def readout(page, key: str) -> str:
 def test_temperature_explorer_in_jupyterlab(lab):
     from playwright.sync_api import sync_playwright
 
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    screenshots = Path(os.environ.get("KDLIB_SCREENSHOTS") or paths.outputs_dir() / "screenshots")
+    screenshots.mkdir(parents=True, exist_ok=True)
     logits = np.load(lab["root"] / "logits.npy")
     start = time.monotonic()
 
@@ -214,7 +214,7 @@ def test_temperature_explorer_in_jupyterlab(lab):
             assert before["t"] == "1"
             assert before["h_all"] == f"{h_all(logits, 1.0):.4f}"
             assert "T=1" in before["profile"] and "T=40" not in before["profile"]
-            explorer.screenshot(path=str(SCREENSHOTS / "temperature_explorer_before.png"))
+            explorer.screenshot(path=str(screenshots / "temperature_explorer_before.png"))
             stamp("explorer drawn")
 
             # 1) click the T=40 preset
@@ -227,7 +227,7 @@ def test_temperature_explorer_in_jupyterlab(lab):
             assert readout(page, "h_all") == f"{h_all(logits, 40.0):.4f}" != before["h_all"]
             assert page.inner_html(".kdlib-sample") != before["sample"]
             assert page.locator(".kdlib-slider .widget-readout").inner_text() == "40"
-            explorer.screenshot(path=str(SCREENSHOTS / "temperature_explorer_t40.png"))
+            explorer.screenshot(path=str(screenshots / "temperature_explorer_t40.png"))
             stamp("preset T=40 shown")
 
             # 2) move the slider with the keyboard: three steps down from 40
@@ -250,8 +250,8 @@ def test_temperature_explorer_in_jupyterlab(lab):
             assert 30 < t < 40
             assert readout(page, "h_all") == f"{h_all(logits, t):.4f}"
             assert page.locator(".kdlib-presets button.mod-active").count() == 0  # off-preset
-            explorer.screenshot(path=str(SCREENSHOTS / "temperature_explorer_after.png"))
-            page.screenshot(path=str(SCREENSHOTS / "temperature_explorer_page.png"))
+            explorer.screenshot(path=str(screenshots / "temperature_explorer_after.png"))
+            page.screenshot(path=str(screenshots / "temperature_explorer_page.png"))
             stamp("slider moved")
 
             # the results explorer: pick SGD, the best temperature moves (see write_notebook's numbers)
@@ -260,12 +260,12 @@ def test_temperature_explorer_in_jupyterlab(lab):
             page.wait_for_selector(".kdlib-accuracy-vs-epoch svg path", timeout=20_000)
             results.scroll_into_view_if_needed()
             assert readout(page, "best_temperature") == "T=40"
-            results.screenshot(path=str(SCREENSHOTS / "results_explorer_before.png"))
+            results.screenshot(path=str(screenshots / "results_explorer_before.png"))
             page.click(".kdlib-axis-optimizer button:has-text('sgd')")
             page.wait_for_function("() => document.querySelector(\".kdlib-readouts [data-key='best_temperature']\")"
                                    "?.textContent === 'T=1' && document.querySelector('.kdlib-accuracy-vs-temperature')"
                                    ".innerHTML.includes('optimizer=sgd')", timeout=20_000)
-            results.screenshot(path=str(SCREENSHOTS / "results_explorer_after.png"))
+            results.screenshot(path=str(screenshots / "results_explorer_after.png"))
             stamp("results explorer followed")
 
             probe = page.evaluate("window.__kdlib")

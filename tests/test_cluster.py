@@ -15,6 +15,8 @@ import torch
 
 from kdlib import cluster, runs, specs, store
 
+pytestmark = pytest.mark.training  # make test-fast leaves these out
+
 TEACHER = specs.teacher("resnet50", "fmnist-fine", origin="scratch", epochs=1)
 MAX_PARALLEL = 2
 JOB_THREADS = max(1, (os.cpu_count() or 1) // MAX_PARALLEL)  # what a submitit-local job uses

@@ -17,9 +17,15 @@ import torch
 
 from kdlib import data, runs, specs, store, train
 
+pytestmark = pytest.mark.training  # make test-fast leaves these out
+
 TEACHER = specs.teacher("resnet50", "fmnist-fine", origin="scratch", epochs=1)
 EPOCHS = 3
-STEPS_PER_EPOCH = len(data.build_dataset("fmnist-fine", "train")) // TEACHER.batch_size
+
+
+def steps_per_epoch() -> int:
+    """Read from the data when a test needs it (never at import: collection must not need the data)."""
+    return len(data.build_dataset("fmnist-fine", "train")) // TEACHER.batch_size
 
 
 def distill_spec(temperature=4.0, epochs=EPOCHS, **kwargs):
@@ -120,7 +126,7 @@ def test_a_run_killed_anywhere_resumes_to_the_same_numbers(root, ref, where):
     spec = distill_spec()
     run = store.RunDir(spec, root)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    kill_at = STEPS_PER_EPOCH + 3  # the 3rd step of epoch 2
+    kill_at = steps_per_epoch() + 3  # the 3rd step of epoch 2
     proc = subprocess.run([sys.executable, "-c", KILLED_JOB, json.dumps(specs.to_dict(spec)), str(root), where,
                            str(kill_at)], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]

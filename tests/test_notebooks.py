@@ -24,6 +24,7 @@ FIGURES = {  # the explorers at the end of each notebook save a picture of their
 
 
 @pytest.mark.notebook
+@pytest.mark.training
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_notebook_runs_under_papermill_and_nbval(name, tmp_path):
     nb = execute_checked(name, tmp_path / name, CASES[name], FIGURES[name])

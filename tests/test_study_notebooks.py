@@ -53,6 +53,7 @@ def images_of(nb: dict) -> int:
 
 
 @pytest.mark.notebook
+@pytest.mark.training
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_study_notebook_runs_under_papermill(name, tmp_path):
     nb = execute_checked(name, tmp_path / name, CASES[name], FIGURES[name])
