@@ -28,19 +28,10 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from kdlib import data, metrics, models, specs
+from kdlib.device import pick as pick_device  # loud: CUDA asked for but unusable is an error
 from kdlib.store import RunDir
 
 SGD_MOMENTUM = 0.9
-
-
-def pick_device(device: str | torch.device | None = None) -> torch.device:
-    """CUDA when present, else CPU (``KDLIB_DEVICE``/argument override)."""
-    import os
-
-    device = device or os.environ.get("KDLIB_DEVICE")
-    if device:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def seed_epoch(seed: int, epoch: int) -> None:
@@ -242,7 +233,8 @@ def fit(members: list[Member], spec: specs.Spec, *, teacher: nn.Module | None = 
 def _final(member: Member) -> dict[str, Any]:
     last = member.history[-1] if member.history else {}
     return {"test_acc": last.get("test_acc"), "train_loss": last.get("train_loss"),
-            "train_seconds": sum(h["seconds"] for h in member.history), "history": member.history}
+            "train_seconds": sum(h["seconds"] for h in member.history), "history": member.history,
+            "device": str(next(member.model.parameters()).device)}
 
 
 def _steps(spec: specs.Spec) -> int:
