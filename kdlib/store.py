@@ -35,7 +35,7 @@ from typing import Any, Iterator
 
 import torch
 
-from kdlib import paths, specs
+from kdlib import paths, provenance, specs
 
 KEEP_CHECKPOINTS = 2
 TMP_SUFFIX = ".tmp"
@@ -128,7 +128,7 @@ class RunDir:
         list) and the record of an earlier failure: the run is being retried.
         """
         self.declare()
-        now = time.time()
+        now = self._began = time.time()
         for tmp in self.path.glob(f".*{TMP_SUFFIX}"):
             with contextlib.suppress(FileNotFoundError):
                 if not tmp.name.startswith(".spec.json.") or now - tmp.stat().st_mtime > _STALE_SPEC_TMP_S:
@@ -209,6 +209,9 @@ class RunDir:
 
     # -- the end of a run --------------------------------------------------------------
     def finish(self, result: dict[str, Any], weights: torch.nn.Module | None = None) -> None:
+        """Write the result with its provenance (code and library versions, wall time since ``begin``)."""
+        began = getattr(self, "_began", None)
+        result = {**provenance.record(), "wall_seconds": None if began is None else time.time() - began, **result}
         if weights is not None:
             from kdlib.models import save_weights
             save_weights(weights, self.path / "model.pt")
@@ -314,7 +317,7 @@ def load_results(root: str | Path | None = None, kind: str = "distill"):
             row.update({"teacher_acc": t.get("test_acc"), "teacher_h_all": t.get("train_h_all"),
                         "teacher_h_minus_max": t.get("train_h_minus_max")})
         rows.append(row)
-    return pd.DataFrame(rows)
+    return provenance.complete(pd.DataFrame(rows))
 
 
 def finished(frame, kind: str | None = None):

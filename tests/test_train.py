@@ -12,6 +12,8 @@ import torch
 
 from kdlib import data, metrics, models, runs, specs, store, train
 
+pytestmark = pytest.mark.training  # make test-fast leaves these out
+
 # A teacher trained from scratch keeps these tests fast (no general pretraining).
 TEACHER = specs.teacher("resnet50", "fmnist-fine", origin="scratch", epochs=10)
 
@@ -42,6 +44,7 @@ def test_distillation_beats_the_untrained_student(root):
     chance = metrics.accuracy(logits, labels)
     assert frame.iloc[0]["test_acc"] > chance + 25, (frame.iloc[0]["test_acc"], chance)
     assert frame.iloc[0]["teacher_acc"] > 50
+    assert frame.iloc[0]["device"].startswith(train.pick_device().type)  # the run records where it trained
 
 
 def test_one_shared_pass_equals_separate_runs(root, tmp_path):
