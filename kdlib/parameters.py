@@ -18,8 +18,7 @@ from typing import Any, Callable, MutableMapping, Sequence
 
 from kdlib import specs
 
-# The executors ``runs.ensure`` knows; named here (a lower layer) so checks need not import runs.
-EXECUTORS = ("local", "submitit-local", "slurm")
+EXECUTORS = specs.EXECUTORS
 TEACHER_ORIGINS = ("finetuned", "scratch")
 # The corpora a teacher's general pretraining can use, per preset (the paper preset uses timm's
 # ImageNet-1K weights; its no-overlap case is a dataset of its own: cars, finer-birds).

@@ -25,7 +25,7 @@ from typing import Any, Iterable
 from tqdm.auto import tqdm
 
 from kdlib import data, models, specs, train
-from kdlib.parameters import EXECUTORS
+from kdlib.specs import EXECUTORS
 from kdlib.store import RunDir, check_root, load_results
 
 

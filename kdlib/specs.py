@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Union
 
 OPTIMIZERS = ("adamw", "sgd")
+EXECUTORS = ("local", "submitit-local", "slurm")  # where runs.ensure trains (named here: checks need no runs import)
 INITS = ("random", "pretrained", "target", "finetuned")
 
 
