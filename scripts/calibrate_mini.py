@@ -1,0 +1,186 @@
+"""Calibration study of the mini world (issue 11, item 1): what each design choice does, before choosing defaults.
+
+Every measurement is one configuration of the mini world (the mini preset's defaults plus
+the overrides of its axis value). For each seed it trains, through the results store (so
+a rerun resumes and skips finished runs):
+
+- the teacher: general pretraining, then finetuning on the target set;
+- the student on labels alone for the same number of steps (its plateau);
+- distillation sweeps over T under AdamW and under SGD.
+
+It reports the teacher's accuracy, H_all and H_-max (T = 1, training set), the label-only
+accuracy, accuracy at every T under both optimizers (mean ± std over seeds) and the
+optimizer steps, and writes the table into docs/calibration.md between its markers.
+
+    python scripts/calibrate_mini.py --list                 # the measurements
+    python scripts/calibrate_mini.py                        # all of them, 3 seeds (hours on 2 CPU cores)
+    python scripts/calibrate_mini.py --only base --seeds 0  # one slice
+    python scripts/calibrate_mini.py --table-only           # rewrite the table from the store
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from kdlib import runs, specs, store
+from kdlib.store import atomic_write_bytes
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "calibration.md"
+BEGIN, END = "<!-- calibration:begin -->", "<!-- calibration:end -->"
+TARGET_IMAGES = 1000  # the mini world's few-shot target set (100 per class); steps = epochs * (1000 // batch)
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One configuration: the axis it belongs to, its label, and what it changes from the mini defaults."""
+
+    axis: str
+    name: str
+    knobs: dict[str, Any] = field(default_factory=dict)
+
+
+BASE = dict(preset="mini", dataset="fmnist-fine", teacher="resnet50", student="resnet18", corpus="fmnist-general",
+            pretrain_epochs=None, finetune_epochs=None, label_smoothing=0.1, mixup=True, distill_epochs=None,
+            batch_size=None)
+
+MEASUREMENTS: tuple[Measurement, ...] = (
+    Measurement("base", "base"),
+    Measurement("base", "patient", {"preset": "patient"}),
+    *(Measurement("pretraining length", f"pretrain {e} ep", {"pretrain_epochs": e}) for e in (5, 10, 20)),
+    Measurement("finetuning", "finetune 3 ep", {"finetune_epochs": 3}),
+    Measurement("finetuning", "finetune 30 ep", {"finetune_epochs": 30}),
+    Measurement("finetuning", "finetune 3 ep, no LS, no MixUp", {"finetune_epochs": 3, "label_smoothing": 0.0,
+                                                                  "mixup": False}),
+    Measurement("finetuning", "finetune 10 ep, no LS, no MixUp", {"label_smoothing": 0.0, "mixup": False}),
+    Measurement("pretraining label space", "coarse corpus (4 classes) -> fine target",
+                {"corpus": "fmnist-general-coarse"}),
+    Measurement("pretraining label space", "fine corpus (10 classes) -> coarse target", {"dataset": "fmnist-coarse"}),
+    Measurement("pretraining label space", "coarse corpus -> coarse target",
+                {"dataset": "fmnist-coarse", "corpus": "fmnist-general-coarse"}),
+    *(Measurement("distillation steps", f"{e} ep x batch {b}", {"distill_epochs": e, "batch_size": b})
+      for e, b in ((100, 128), (30, 32), (100, 64), (200, 64))),
+    Measurement("capacity", "teacher convnext_t", {"teacher": "convnext_t"}),
+    Measurement("capacity", "student mnv4", {"student": "mnv4"}),
+    Measurement("capacity", "student convnext_p", {"student": "convnext_p"}),
+)
+# Axes of issue 11 that need the mini world itself to change (MiniWorld is not part of a spec,
+# so varying it here would put different data under one run id): listed, not run.
+PENDING = ("target set size (100-500 images per class)", "a 'tops' target inside the pretraining classes",
+           "the full 10,000-image test set", "a data-split seed kept apart from the run seed")
+
+
+def _knobs(m: Measurement) -> dict[str, Any]:
+    k = {**BASE, **m.knobs}
+    p = specs.preset(k["preset"])
+    k["batch_size"] = k["batch_size"] or p.batch_size
+    k["distill_epochs"] = k["distill_epochs"] or p.distill_epochs[k["dataset"]]
+    return k
+
+
+def build(m: Measurement, seed: int, temperatures: list[float]) -> dict[str, Any]:
+    """The teacher, the label-only student and the two sweeps of one measurement at one seed."""
+    k = _knobs(m)
+    teacher = specs.teacher(k["teacher"], k["dataset"], preset_name=k["preset"], corpus=k["corpus"],
+                            epochs=k["finetune_epochs"], pretrain_epochs=k["pretrain_epochs"], seed=seed,
+                            label_smoothing=k["label_smoothing"], mixup=k["mixup"])
+    labels = specs.trained(k["student"], k["dataset"], init="target", preset_name=k["preset"],
+                           epochs=k["distill_epochs"], seed=seed, batch_size=k["batch_size"])
+    sweeps = {opt: specs.grid(specs.distill(teacher, k["student"], temperatures[0], epochs=k["distill_epochs"],
+                                            batch_size=k["batch_size"], optimizer=opt), temperature=temperatures)
+              for opt in ("adamw", "sgd")}
+    return {"teacher": teacher, "labels": labels, **sweeps}
+
+
+def _stat(values: list[float], digits: int = 1, scale: float = 1.0) -> str:
+    x = [v * scale for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if not x:
+        return "–"
+    mean = sum(x) / len(x)
+    if len(x) == 1:
+        return f"{mean:.{digits}f}"
+    sd = math.sqrt(sum((v - mean) ** 2 for v in x) / (len(x) - 1))
+    return f"{mean:.{digits}f} ± {sd:.{digits}f}"
+
+
+def row(m: Measurement, frame: pd.DataFrame, seeds: list[int], temperatures: list[float]) -> dict[str, str]:
+    """One table row from the store (whatever has finished)."""
+    done = frame[frame["status"] == "done"].set_index("run_id") if len(frame) else frame
+
+    def acc(spec, column="test_acc"):
+        rid = specs.run_id(spec)
+        return float(done.loc[rid, column]) if rid in done.index and column in done else math.nan
+
+    built = [build(m, s, temperatures) for s in seeds]
+    k = _knobs(m)
+    out = {"axis": m.axis, "measurement": m.name,
+           "steps": str(k["distill_epochs"] * (TARGET_IMAGES // k["batch_size"])),
+           "seeds": str(sum(not math.isnan(acc(b["teacher"])) for b in built)),
+           "teacher acc": _stat([acc(b["teacher"]) for b in built]),
+           "H_all": _stat([acc(b["teacher"], "train_h_all") for b in built], 3),
+           "H_-max": _stat([acc(b["teacher"], "train_h_minus_max") for b in built], 3),
+           "labels only": _stat([acc(b["labels"]) for b in built])}
+    for opt in ("adamw", "sgd"):
+        for i, t in enumerate(temperatures):
+            out[f"{opt} T={t:g}"] = _stat([acc(b[opt][i]) for b in built])
+    return out
+
+
+def table(rows: list[dict[str, str]]) -> str:
+    cols = list(rows[0])
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(r[c] for c in cols) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def write_doc(text: str, command: str) -> None:
+    """Replace the table between the markers of docs/calibration.md (atomically)."""
+    doc = DOC.read_text() if DOC.is_file() else f"# Mini-world calibration\n\n{BEGIN}\n{END}\n"
+    if BEGIN not in doc or END not in doc:
+        raise ValueError(f"{DOC} lacks the markers {BEGIN} / {END}; put them where the table goes")
+    head, rest = doc.split(BEGIN, 1)
+    tail = rest.split(END, 1)[1]
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    body = f"{BEGIN}\n_Written {stamp} by `{command}`._\n\n{text}\n{END}"
+    atomic_write_bytes(DOC, (head + body + tail).encode())
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", nargs="*", help="measurement names or axes (default: all)")
+    ap.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
+    ap.add_argument("--temperatures", nargs="*", type=float, default=[1, 4, 10, 40])
+    ap.add_argument("--root", help="results store (default: $KDLIB_OUTPUTS/store)")
+    ap.add_argument("--list", action="store_true", help="list the measurements and exit")
+    ap.add_argument("--table-only", action="store_true", help="rewrite the table from the store, train nothing")
+    ap.add_argument("--no-doc", action="store_true", help="print the table, leave docs/calibration.md alone")
+    args = ap.parse_args(argv)
+    chosen = [m for m in MEASUREMENTS if not args.only or m.name in args.only or m.axis in args.only]
+    if args.list or not chosen:
+        for m in MEASUREMENTS:
+            print(f"{m.axis:26s} {m.name:40s} {m.knobs}")
+        print("pending (needs data support):", "; ".join(PENDING))
+        if not chosen:
+            raise SystemExit(f"--only {args.only} matches no measurement or axis")
+        return
+    for m in chosen if not args.table_only else []:
+        for seed in args.seeds:
+            b = build(m, seed, args.temperatures)
+            started = time.perf_counter()
+            runs.ensure([b["teacher"], b["labels"], *b["adamw"], *b["sgd"]], root=args.root, progress=False)
+            print(f"{m.name} seed {seed}: {time.perf_counter() - started:.0f} s", flush=True)
+    frame = store.load_results(args.root, kind="all")
+    text = table([row(m, frame, args.seeds, args.temperatures) for m in chosen])
+    print(text)
+    if not args.no_doc:
+        write_doc(text, "python scripts/calibrate_mini.py " + " ".join(sys.argv[1:] if argv is None else argv))
+
+
+if __name__ == "__main__":
+    main()

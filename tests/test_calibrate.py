@@ -1,0 +1,56 @@
+"""The calibration script builds each measurement's runs as specs and tabulates what the store holds."""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from kdlib import specs
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "calibrate_mini.py"
+
+
+@pytest.fixture(scope="module")
+def calib():
+    spec = importlib.util.spec_from_file_location("calibrate_mini", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["calibrate_mini"] = module  # dataclasses look their module up
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.modules.pop("calibrate_mini", None)
+
+
+def by_name(calib, name):
+    return next(m for m in calib.MEASUREMENTS if m.name == name)
+
+
+def test_the_base_measurement_is_the_mini_notebooks_setup(calib):
+    b = calib.build(by_name(calib, "base"), 0, [1, 4])
+    teacher = specs.teacher("resnet50", "fmnist-fine", seed=0)
+    assert b["teacher"] == teacher
+    assert b["adamw"][1] == specs.distill(teacher, "resnet18", 4)  # the same run ids as notebooks 00-02
+    assert b["sgd"][0] == specs.distill(teacher, "resnet18", 1, optimizer="sgd")
+    assert b["labels"].init == "random" and b["labels"].epochs == b["adamw"][0].epochs
+
+
+def test_measurements_change_only_their_axis(calib):
+    coarse = calib.build(by_name(calib, "coarse corpus (4 classes) -> fine target"), 1, [1, 4])
+    assert coarse["teacher"].init.dataset == "fmnist-general-coarse" and coarse["teacher"].seed == 1
+    plain = calib.build(by_name(calib, "finetune 3 ep, no LS, no MixUp"), 0, [1])["teacher"]
+    assert (plain.epochs, plain.label_smoothing, plain.mixup) == (3, 0.0, False)
+    steps = calib.build(by_name(calib, "100 ep x batch 64"), 0, [1])["sgd"][0]
+    assert (steps.epochs, steps.batch_size, steps.optimizer) == (100, 64, "sgd")
+    patient = calib.build(by_name(calib, "patient"), 0, [1])["adamw"][0]
+    assert patient.preset == "patient" and patient.epochs * (1000 // patient.batch_size) >= 1000
+
+
+def test_a_row_of_an_empty_store_shows_dashes_and_no_seeds(calib):
+    frame = pd.DataFrame(columns=["run_id", "status", "test_acc"])
+    r = calib.row(by_name(calib, "base"), frame, [0, 1], [1, 4])
+    assert r["seeds"] == "0" and r["teacher acc"] == "–" and r["sgd T=4"] == "–" and r["steps"] == "210"
+    assert calib.table([r]).count("\n") == 2
