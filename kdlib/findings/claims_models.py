@@ -144,18 +144,15 @@ def f13_kd_beats_labels(frame: pd.DataFrame, ctx: Context) -> Outcome:
 
 def _cases(g: pd.DataFrame, ctx: Context) -> list[dict]:
     """Each (dataset, corpus) curve of a group with its granularity, overlap, inflection T and slope."""
-    from kdlib import advisor, data
+    from kdlib import traits
 
     out = []
     for (dataset, corpus), s in g.groupby(["dataset", "pretrain_corpus"]):
         c = curve(s)
-        if len(c) < 2:
+        fine = traits.granularity(dataset, ctx.preset.name)
+        if len(c) < 2 or fine is None:
             continue
-        try:
-            fine = bool(data.dataset_info(dataset, ctx.preset.name).fine)
-        except (ValueError, OSError):
-            continue
-        share = advisor.known_overlap(dataset, corpus, ctx.preset.name)
+        share = traits.known_overlap(dataset, corpus, ctx.preset.name)
         top = c.max()
         out.append({"fine": fine, "overlap": share is not None and share >= 0.5, "known": share is not None,
                     "inflection": math.log2(c[c >= top - ctx.tolerance].index[0]), "slope": slope(c)})
