@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from kdlib import data, models, specs, train
 from kdlib.specs import EXECUTORS
-from kdlib.store import RunDir, check_root, load_results
+from kdlib.store import DiskFull, RunDir, Untrusted, check_root, load_results
 
 
 def materialize(spec: specs.Init, root: str | Path | None = None, *, device=None, progress: bool = True,
@@ -39,19 +39,25 @@ def materialize(spec: specs.Init, root: str | Path | None = None, *, device=None
     if isinstance(spec, str):
         return None
     run = RunDir(spec, root)
-    if not run.done:
-        init_state = materialize(spec.init, root, device=device, progress=progress, retry_failed=retry_failed)
-        with run.lock():
-            if not run.done and run.failed and not retry_failed:
-                raise RuntimeError(f"{spec.arch} run {run.id} on {spec.dataset} failed: {run.error()['error']} "
-                                   "(traceback: RunDir(spec).error()); ensure(..., retry_failed=True) retries it")
-            if not run.done:  # another process may have finished it while we waited
-                try:
-                    train.supervised(spec, run, init_state=init_state, device=device, progress=progress)
-                except Exception as e:  # an interrupt or a preemption is not a failure of the run
-                    run.fail(e)
-                    raise
-    return run.weights()
+    for attempt in range(2):  # weights that fail verification are set aside: train once more
+        if not run.done:
+            init_state = materialize(spec.init, root, device=device, progress=progress, retry_failed=retry_failed)
+            with run.lock():
+                if not run.done and run.failed and not retry_failed:
+                    why = "" if run.retryable else " (for a reason retrying cannot fix: fix it first)"
+                    raise RuntimeError(f"{spec.arch} run {run.id} on {spec.dataset} failed{why}: {run.error()['error']} "
+                                       "(traceback: RunDir(spec).error()); ensure(..., retry_failed=True) retries it")
+                if not run.done:  # another process may have finished it while we waited
+                    try:
+                        train.supervised(spec, run, init_state=init_state, device=device, progress=progress)
+                    except Exception as e:  # an interrupt or a preemption is not a failure of the run
+                        run.fail(e)
+                        raise
+        try:
+            return run.weights()
+        except Untrusted:
+            if attempt:
+                raise
 
 
 def load_model(spec: specs.Supervised, root: str | Path | None = None, *, device=None, progress: bool = True,
@@ -126,13 +132,19 @@ def plan(spec_list: Iterable[specs.Spec], root: str | Path | None = None, *,
 
 
 def prerequisites(sup: list[specs.Supervised], groups: list[list[specs.Distill]],
-                  root: str | Path | None = None) -> dict[str, specs.Supervised]:
-    """Supervised runs to train before the distillation groups: the asked ones, missing teachers and inits."""
+                  root: str | Path | None = None, retry_failed: bool = False) -> dict[str, specs.Supervised]:
+    """Supervised runs to train before the distillation groups: the asked ones, missing teachers and inits.
+
+    A teacher or init that failed for a reason retrying cannot fix is left out (its
+    groups fail at once with its error) unless ``retry_failed``.
+    """
     needed = {specs.run_id(s): s for s in sup}
     for group in groups:
         for s in (group[0].teacher, *(g.student_init for g in group)):
-            if isinstance(s, specs.Supervised) and not RunDir(s, root).done:
-                needed.setdefault(specs.run_id(s), s)
+            if isinstance(s, specs.Supervised):
+                run = RunDir(s, root)
+                if not run.done and (retry_failed or not run.failed or run.retryable):
+                    needed.setdefault(specs.run_id(s), s)
     return needed
 
 
@@ -178,7 +190,7 @@ def ensure(spec_list: Iterable[specs.Spec], *, executor: str = "local", root: st
         RunDir(spec, root).declare()  # pending rows show up in load_results at once
     if sup or groups:
         if submitter is None:
-            _run_local(sup, groups, root, device=device, progress=progress)
+            _run_local(sup, groups, root, device=device, progress=progress, retry_failed=retry_failed)
         else:
             submitter.submit(sup, groups, wait=wait, progress=progress)
     return _rows(root, spec_list)
@@ -193,20 +205,24 @@ def _rows(root: Path, spec_list: list[specs.Spec]):
     return frame.loc[[i for i in ids if i in frame.index]].reset_index()
 
 
-def _run_local(sup, groups, root, *, device, progress):
-    first = prerequisites(sup, groups, root)
+def _run_local(sup, groups, root, *, device, progress, retry_failed=False):
+    first = prerequisites(sup, groups, root, retry_failed=retry_failed)
     total = len(first) + sum(len(g) for g in groups)
     failed = []
     with tqdm(total=total, desc="runs", disable=not progress) as bar:
         for rid, spec in first.items():
             try:
                 run_supervised(spec, root, device=device, progress=progress)
+            except DiskFull:
+                raise  # every other run would stop on it too; the message says what to free
             except Exception as e:  # noqa: BLE001 - recorded in the store; go on with the grid
                 failed.append((rid, e))
             bar.update(1)
         for group in groups:
             try:
                 run_group(group, root, device=device, progress=progress)
+            except DiskFull:
+                raise
             except Exception as e:  # noqa: BLE001
                 failed += [(specs.run_id(s), e) for s in group if not RunDir(s, root).done]
             bar.update(len(group))

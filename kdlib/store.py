@@ -21,6 +21,7 @@ run never train it twice, and its record is written once.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import io
@@ -36,8 +37,11 @@ from typing import Any, Iterator
 import torch
 
 from kdlib import paths, provenance, specs
+from kdlib.lease import Lease
 
 KEEP_CHECKPOINTS = 2
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+SPEC_KEY = "kdlib.spec_id"  # the run id stored inside every checkpoint and weights file
 TMP_SUFFIX = ".tmp"
 _STALE_SPEC_TMP_S = 3600  # a spec.json temp file may belong to a live writer that holds no lock
 
@@ -47,18 +51,47 @@ def _write(f, data: bytes) -> None:
     f.write(data)
 
 
+class DiskFull(OSError):
+    """A write refused for want of space (ENOSPC) or quota (EDQUOT); nothing half-written is left."""
+
+    def __init__(self, path: Path, size: int, err: OSError):
+        try:
+            st = os.statvfs(path.parent)
+            free = st.f_bavail * st.f_frsize
+        except OSError:
+            free = 0
+        what = "the disk quota is exceeded" if err.errno == errno.EDQUOT else "the file system is full"
+        super().__init__(err.errno, f"cannot write {path.name} in {path.parent}: {what} ({_mb(size)} needed, "
+                         f"{_mb(free)} free). Free at least {_mb(max(size - free, 0) + size)} there (or raise the "
+                         "quota, or move the store with KDLIB_OUTPUTS / root=), then rerun: the run resumes from "
+                         "its last checkpoint, which is intact")
+        self.path, self.size, self.free = path, size, free
+
+
+def _mb(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB"
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """``data`` to ``path`` via a temp file in the same folder, fsync and ``os.replace``."""
+    """``data`` to ``path`` via a temp file in the same folder, fsync and ``os.replace``.
+
+    A full disk or quota raises ``DiskFull`` (the temp file removed, ``path`` untouched).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
+    except OSError as e:
+        raise (DiskFull(path, len(data), e) if e.errno in _NO_SPACE else e) from e
     try:
         with os.fdopen(fd, "wb") as f:
             _write(f, data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and not isinstance(e, DiskFull) and e.errno in _NO_SPACE:
+            raise DiskFull(path, len(data), e) from e
         raise
 
 
@@ -95,6 +128,7 @@ class RunDir:
         self.spec = spec
         self.id = specs.run_id(spec)
         self.path = (Path(root) if root is not None else paths.store_dir()) / self.id
+        self._lease: Lease | None = None  # set while this object holds lock()
 
     def __repr__(self) -> str:
         return f"RunDir({self.id}, done={self.done})"
@@ -138,22 +172,43 @@ class RunDir:
 
     @contextlib.contextmanager
     def lock(self, blocking: bool = True) -> Iterator[bool]:
-        """Exclusive across processes (and Slurm jobs on a shared file system with flock).
+        """Exclusive across processes and nodes: a lease file (``kdlib.lease``), plus ``flock``.
 
         Yields True once held; with ``blocking=False`` yields False at once if another
-        process holds it.
+        process holds it. The lease holds on NFS and Lustre, where ``flock`` may lock
+        only within a node; ``flock`` is kept as a second guard where it works.
         """
         self.path.mkdir(parents=True, exist_ok=True)
-        with open(self.path / "lock", "a") as f:
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-            except BlockingIOError:
-                yield False
-                return
-            try:
-                yield True
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
+        held = Lease(self.path / "lease")
+        if not held.acquire(blocking):
+            yield False
+            return
+        try:
+            with open(self.path / "lock", "a") as f:
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+                except BlockingIOError:
+                    yield False
+                    return
+                except OSError:  # no flock on this file system: the lease alone guards the run
+                    pass
+                self._lease = held
+                try:
+                    yield True
+                finally:
+                    self._lease = None
+                    with contextlib.suppress(OSError):
+                        fcntl.flock(f, fcntl.LOCK_UN)
+        finally:
+            held.release()
+
+    def _check_lease(self) -> None:
+        """Refuse to write a run whose lease another process broke (it took this one for dead)."""
+        held = self._lease
+        if held is not None and not held.refresh():
+            raise RuntimeError(f"run {self.id}: its lock {held.path} was taken over by another process while this "
+                               "one worked (a stalled node?); this process stops without writing. "
+                               f"Raise KDLIB_LEASE_S (now {held.lease_s:g} s) if the nodes are slow.")
 
     # -- checkpoints -------------------------------------------------------------------
     def _state(self) -> dict[str, Any]:
@@ -168,8 +223,9 @@ class RunDir:
         A kill before state.json is replaced leaves the previous state.json, which does
         not list the new file: it is never loaded, and the next save or ``begin`` removes it.
         """
+        self._check_lease()
         file = self.path / f"ckpt-{epoch}.pt"
-        data = atomic_torch_save(state, file)
+        data = atomic_torch_save({**state, SPEC_KEY: self.id}, file)
         entries = [c for c in self._state()["checkpoints"] if c["epoch"] != epoch]
         entries.append({"epoch": epoch, "file": file.name, "sha256": hashlib.sha256(data).hexdigest()})
         atomic_write_json(self.path / "state.json", {"checkpoints": entries[-KEEP_CHECKPOINTS:]})
@@ -198,23 +254,42 @@ class RunDir:
                 data = file.read_bytes()
                 if hashlib.sha256(data).hexdigest() != entry["sha256"]:
                     raise ValueError("sha256 mismatch")
-                return entry, torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+                state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+                self._check_owner(state, file)
+                return entry, state
             except Exception as e:  # noqa: BLE001 - any unreadable checkpoint is distrusted
-                if file.exists():
-                    os.replace(file, file.with_name(f"{file.name}.corrupt-{time.time_ns()}"))
+                self._set_aside(file, e)
                 entries = [c for c in entries if c is not entry]
                 atomic_write_json(self.path / "state.json", {"checkpoints": entries})
                 print(f"[kdlib] run {self.id}: checkpoint {entry['file']} unusable ({e}); falling back", flush=True)
         return None, None
 
+    def _check_owner(self, state: dict[str, Any], file: Path) -> None:
+        owner = state.pop(SPEC_KEY, self.id)  # files of older kdlib versions carry no id: trusted by hash
+        if owner != self.id:
+            raise Foreign(f"{file.name} belongs to run {owner}, not {self.id} (a file copied between run folders?)")
+
+    def _set_aside(self, file: Path, why: Exception) -> None:
+        """Keep a distrusted file for inspection (``*.foreign-<t>`` / ``*.corrupt-<t>``); it is never read again."""
+        kind = "foreign" if isinstance(why, Foreign) else "corrupt"
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(file, file.with_name(f"{file.name}.{kind}-{time.time_ns()}"))
+
     # -- the end of a run --------------------------------------------------------------
     def finish(self, result: dict[str, Any], weights: torch.nn.Module | None = None) -> None:
-        """Write the result with its provenance (code and library versions, wall time since ``begin``)."""
+        """Write the final weights (sha256 in weights.json), then the result with its provenance: the run is done.
+
+        Provenance: code and library versions, wall time since ``begin``.
+        """
+        self._check_lease()
         began = getattr(self, "_began", None)
         result = {**provenance.record(), "wall_seconds": None if began is None else time.time() - began, **result}
         if weights is not None:
-            from kdlib.models import save_weights
-            save_weights(weights, self.path / "model.pt")
+            state = {k: v.detach().cpu() for k, v in weights.state_dict().items()}
+            data = atomic_torch_save({**state, SPEC_KEY: self.id}, self.path / "model.pt")
+            atomic_write_json(self.path / "weights.json", {
+                "file": "model.pt", "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
+                "spec_id": self.id, "num_classes": getattr(weights, "num_classes", None)})
         atomic_write_json(self.path / "result.json", result)
         (self.path / "error.json").unlink(missing_ok=True)
         for c in self._state()["checkpoints"]:
@@ -222,18 +297,61 @@ class RunDir:
         (self.path / "state.json").unlink(missing_ok=True)
 
     def fail(self, exc: BaseException, text: str | None = None) -> None:
-        """Record a failure (the caller holds the lock): load_results shows it until a retry."""
+        """Record a failure (the caller holds the lock): load_results shows it until a retry.
+
+        A ``ValueError`` (bad input, data that does not fit the spec) is marked not
+        retryable: it is not retried implicitly, only by ``ensure(..., retry_failed=True)``
+        once its cause is fixed. A full disk is not the run's failure: nothing is recorded,
+        and the next ``ensure`` resumes it.
+        """
+        if isinstance(exc, DiskFull):
+            print(f"[kdlib] run {self.id} stopped: {exc}", flush=True)
+            return
         self.declare()
-        atomic_write_json(self.path / "error.json", {
-            "error": repr(exc), "traceback": text or "".join(traceback.format_exception(exc)), "time": time.time()})
+        try:
+            atomic_write_json(self.path / "error.json", {
+                "error": repr(exc), "traceback": text or "".join(traceback.format_exception(exc)), "time": time.time(),
+                "retryable": not isinstance(exc, ValueError)})
+        except DiskFull as full:
+            print(f"[kdlib] run {self.id} failed ({exc!r}) and its error could not be recorded: {full}", flush=True)
 
     @property
     def failed(self) -> bool:
         return not self.done and (self.path / "error.json").is_file()
 
+    @property
+    def retryable(self) -> bool:
+        """False for a failure retrying cannot fix (bad input, a mismatch), until its cause is fixed."""
+        return bool((self.error() or {}).get("retryable", True))
+
     def weights(self) -> dict[str, torch.Tensor]:
-        from kdlib.models import load_weights
-        return load_weights(self.path / "model.pt")
+        """The final weights, verified: sha256 (weights.json) and the run id inside the file.
+
+        Weights that fail are set aside with the result (the run is no longer done, so
+        it is trained again) and ``Untrusted`` is raised; the report is printed once.
+        """
+        file, meta = self.path / "model.pt", _read(self.path, "weights.json")
+        try:
+            data = file.read_bytes()
+            if meta and hashlib.sha256(data).hexdigest() != meta.get("sha256"):
+                raise ValueError("sha256 mismatch")
+            state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+            self._check_owner(state, file)
+            return state
+        except Exception as e:  # noqa: BLE001 - unreadable weights are distrusted
+            for f in (file, self.path / "weights.json", self.path / "result.json"):
+                self._set_aside(f, e)
+            print(f"[kdlib] run {self.id}: final weights model.pt unusable ({e}); set aside with its result, "
+                  "the run will be trained again", flush=True)
+            raise Untrusted(f"run {self.id}: model.pt unusable ({e})") from e
+
+
+class Untrusted(RuntimeError):
+    """A file of the store failed verification and was set aside; retrying (retraining) fixes it."""
+
+
+class Foreign(ValueError):
+    """A file that belongs to another run (its stored run id differs)."""
 
 
 # ----------------------------------------------------------------------------- reading it back
