@@ -549,6 +549,23 @@ def _check_name(name: str, preset: str) -> None:
                      f"{dataset_names(preset)} or 'imagefolder:<path>' ({_FOLDER_LAYOUT})")
 
 
+def check_name(name: Any, preset: str) -> None:
+    """Refuse a dataset name that ``preset`` does not know, naming the allowed ones."""
+    if not isinstance(name, str):
+        raise ValueError(f"dataset={name!r} must be a dataset name (a string), e.g. {dataset_names(preset)[0]!r}")
+    _check_name(name, preset)
+
+
+_PAPER_TRAIN_SIZES = {"pets": 3680, "cifar100": 50000, "cars": 8144, "tiny-imagenet": 100000}
+
+
+def train_size(name: str, preset: str = "mini") -> int | None:
+    """Images in the train split, known without reading any data (None: only the data can tell)."""
+    if name in _MINI:
+        return MINI_WORLD.general_size if _MINI[name][0] == "general" else MINI_WORLD.shots * len(FASHION_CLASSES)
+    return _PAPER_TRAIN_SIZES.get(name)
+
+
 def _image_geometry(preset: str) -> tuple[int, int, str]:
     """(channels, size, PIL mode): the mini models take 1x32x32, the paper's 3x224x224."""
     return (1, 32, "L") if _world(preset) == "mini" else (3, 224, "RGB")

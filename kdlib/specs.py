@@ -20,6 +20,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Union
 
+from kdlib import checks
+
 OPTIMIZERS = ("adamw", "sgd")
 EXECUTORS = ("local", "submitit-local", "slurm")  # where runs.ensure trains (named here: checks need no runs import)
 INITS = ("random", "pretrained", "target", "finetuned")
@@ -134,22 +136,24 @@ def _check_init(init: Any, what: str) -> None:
 
 
 def _check_common(spec: Any) -> None:
+    """Every field a run needs, checked when the spec is built: nothing fails later for bad input."""
     preset(spec.preset)
     if spec.optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer={spec.optimizer!r}; choose one of {OPTIMIZERS}")
-    for name in ("epochs", "batch_size", "seed"):
-        value = getattr(spec, name)
-        if not isinstance(value, int) or isinstance(value, bool) or value < (1 if name == "batch_size" else 0):
-            raise ValueError(f"{name}={value!r} must be a non-negative integer (batch_size at least 1)")
-    for name in ("lr", "weight_decay"):
-        value = getattr(spec, name)
-        if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-            raise ValueError(f"{name}={value!r} must be a finite number >= 0")
+    distill = isinstance(spec, Distill)
+    checks.integer("epochs", spec.epochs, 1 if distill else 0, "pass epochs=1 or more" + (
+        " (a distillation with 0 epochs would finish without training or an accuracy)" if distill
+        else " (0 only evaluates the starting weights)"))
+    checks.integer("batch_size", spec.batch_size, 1, "pass e.g. batch_size=128")
+    checks.integer("seed", spec.seed, 0, "pass e.g. seed=0")
+    checks.number("lr", spec.lr, 0, "pass e.g. lr=1e-3", above=True)
+    checks.number("weight_decay", spec.weight_decay, 0, "pass e.g. weight_decay=0.05 (0 for none)")
+    checks.number("clip", spec.clip, 0, "pass e.g. clip=1.0 (0 turns per-layer clipping off)")
     from kdlib import data, models
     models.check_arch(getattr(spec, "arch", None) or spec.student, spec.preset)
-    if spec.dataset not in data.dataset_names(spec.preset) and not spec.dataset.startswith("imagefolder:"):
-        raise ValueError(f"unknown dataset {spec.dataset!r} for preset {spec.preset!r}; "
-                         f"choose one of {data.dataset_names(spec.preset)} or 'imagefolder:<path>'")
+    data.check_name(spec.dataset, spec.preset)
+    checks.batch_size(spec.batch_size, mixup=getattr(spec, "mixup", True), dataset=spec.dataset,
+                      what="a distillation" if distill else "mixup=True", size=data.train_size(spec.dataset, spec.preset))
 
 
 @dataclass(frozen=True)
@@ -177,9 +181,10 @@ class Supervised:
 
     def __post_init__(self) -> None:
         _check_init(self.init, "init")
+        if not isinstance(self.mixup, bool):
+            checks.fail("mixup", self.mixup, "must be True or False", "pass mixup=True (the paper's recipe) or False")
         _check_common(self)
-        if not 0 <= self.label_smoothing < 1:
-            raise ValueError(f"label_smoothing={self.label_smoothing!r} must be in [0, 1)")
+        checks.number("label_smoothing", self.label_smoothing, 0, "pass e.g. label_smoothing=0.1 (0 for none)", high=1)
 
     @property
     def origin(self) -> str:
@@ -324,6 +329,8 @@ def trained(arch: str, dataset: str, *, init: str = "finetuned", preset_name: st
         return "random"
     if init == "pretrained":
         return pretrained(arch, preset_name=preset_name, corpus=corpus, tag=tag, seed=seed, epochs=pretrain_epochs)
+    from kdlib import data
+    data.check_name(dataset, preset_name)
     if epochs is None:
         if dataset not in p.finetune_epochs and not dataset.startswith("imagefolder:"):
             raise ValueError(f"no default finetune epochs for dataset {dataset!r} in preset {preset_name!r}; "

@@ -4,6 +4,7 @@ Every interrupted run must end with exactly the numbers of an uninterrupted one.
 subprocesses use one torch thread, like this process (set by the fixture below): float
 results depend on the thread count.
 """
+import errno
 import json
 import multiprocessing
 import os
@@ -261,3 +262,77 @@ def test_a_failed_run_records_its_traceback_and_is_retried_on_request(root, monk
     retried = runs.ensure([spec], root=root, progress=False, retry_failed=True)
     assert retried.iloc[0]["status"] == "done" and retried.iloc[0]["test_acc"] is not None
     assert store.RunDir(spec, root).error() is None
+
+
+# ----------------------------------------------------------------------------- a full disk
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT])
+def test_a_full_disk_stops_the_run_clearly_keeps_its_checkpoint_and_it_resumes_once_freed(root, ref, code,
+                                                                                         monkeypatch):
+    spec = distill_spec()
+    run = store.RunDir(spec, root)
+    write = store._write
+
+    def no_space(f, data):
+        if os.path.basename(os.readlink(f"/proc/self/fd/{f.fileno()}")).startswith(".ckpt-2.pt."):
+            f.write(data[: len(data) // 3])  # the disk fills part-way through the write
+            raise OSError(code, os.strerror(code))
+        write(f, data)
+
+    monkeypatch.setattr(store, "_write", no_space)
+    with pytest.raises(store.DiskFull) as stopped:
+        runs.ensure([spec], root=root, progress=False)
+    message = str(stopped.value)
+    assert f"cannot write ckpt-2.pt in {run.path}" in message and "MiB needed" in message
+    assert ("quota" if code == errno.EDQUOT else "file system is full") in message
+    assert "resumes from its last checkpoint" in message
+    assert leftovers(run.path) == ["ckpt-1.pt"]  # no half-written file; the previous checkpoint stays
+    assert run.load_checkpoint()["epoch"] == 1 and run.status == "running"  # not recorded as a failure
+
+    monkeypatch.undo()  # space freed
+    runs.ensure([spec], root=root, progress=False)
+    same_numbers(run, ref)
+
+
+@pytest.fixture
+def tiny_filesystem(tmp_path):
+    """A real 16 MiB file system (tmpfs), mounted for this test."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)], capture_output=True,
+                          text=True)
+    if done.returncode != 0:
+        pytest.skip(f"this machine refuses to mount a tmpfs ({done.stderr.strip()}); the injected-error test "
+                    "above covers the same path")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def test_a_real_file_system_that_fills_up_stops_the_run_and_it_resumes_once_space_is_freed(teacher_root, ref,
+                                                                                            tiny_filesystem,
+                                                                                            monkeypatch):
+    root = tiny_filesystem / "store"
+    tid = specs.run_id(TEACHER)
+    shutil.copytree(teacher_root / tid, root / tid)
+    spec = distill_spec()
+    run = store.RunDir(spec, root)
+    save = store.RunDir.save_checkpoint
+    filler = tiny_filesystem / "filler"
+
+    def fill_after_epoch_1(self, state, epoch):
+        save(self, state, epoch)
+        if epoch == 1:  # leave room for half a checkpoint: epoch 2's write finds the disk full
+            st = os.statvfs(tiny_filesystem)
+            half = (self.path / "ckpt-1.pt").stat().st_size // 2
+            filler.write_bytes(b"\0" * (st.f_bavail * st.f_frsize - half))
+
+    monkeypatch.setattr(store.RunDir, "save_checkpoint", fill_after_epoch_1)
+    with pytest.raises(store.DiskFull, match=f"cannot write ckpt-2.pt in {run.path}: the file system is full"):
+        runs.ensure([spec], root=root, progress=False)
+    assert leftovers(run.path) == ["ckpt-1.pt"] and run.load_checkpoint()["epoch"] == 1
+
+    filler.unlink()
+    monkeypatch.undo()
+    runs.ensure([spec], root=root, progress=False)
+    same_numbers(run, ref)
+    assert leftovers(run.path) == []

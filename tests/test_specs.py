@@ -70,3 +70,48 @@ def test_bad_input_is_a_value_error_that_names_the_choices(make, match):
     t = specs.teacher("resnet50", "fmnist-fine")
     with pytest.raises(ValueError, match=match):
         make(t)
+
+
+# ----------------------------------------------------------------------------- bad input refused when the spec is built
+
+T1 = specs.teacher("resnet50", "fmnist-fine", origin="scratch", epochs=1)
+
+
+@pytest.mark.parametrize("make, given, allowed, fix", [
+    (lambda: specs.distill(T1, "resnet18", 4, epochs=0), "epochs=0", "integer >= 1", "without training or an accuracy"),
+    (lambda: specs.teacher("resnet50", "fmnist-fine", epochs=-1), "epochs=-1", "integer >= 0", "pass epochs=1"),
+    (lambda: specs.distill(T1, "resnet18", 4, epochs=2.5), "epochs=2.5", "integer >= 1", "pass epochs=1"),
+    (lambda: specs.distill(T1, "resnet18", 4, batch_size=127), "batch_size=127", "needs an even batch size",
+     "use 126 or 128"),
+    (lambda: specs.teacher("resnet50", "fmnist-fine", batch_size=63), "batch_size=63", "MixUp/CutMix", "use 62 or 64"),
+    (lambda: specs.distill(T1, "resnet18", 4, batch_size=2048), "batch_size=2048",
+     "larger than the 1000 training images of 'fmnist-fine'", "use at most 1000"),
+    (lambda: specs.distill(T1, "resnet18", 4, lr=0), "lr=0", "finite number > 0", "lr=1e-3"),
+    (lambda: specs.distill(T1, "resnet18", 4, lr="1e-3"), "lr='1e-3'", "finite number > 0", "lr=1e-3"),
+    (lambda: specs.distill(T1, "resnet18", 4, weight_decay=float("inf")), "weight_decay=inf", "finite", "0.05"),
+    (lambda: specs.distill(T1, "resnet18", 4, clip=-1), "clip=-1", ">= 0", "0 turns per-layer clipping off"),
+    (lambda: specs.distill(T1, "resnet18", 4, seed=-1), "seed=-1", "integer >= 0", "seed=0"),
+    (lambda: specs.teacher("resnet50", "fmnist-fine", label_smoothing=1.0), "label_smoothing=1.0", "< 1", "0.1"),
+    (lambda: specs.teacher("resnet50", "fmnist-fine", mixup="yes"), "mixup='yes'", "True or False", "mixup=True"),
+    (lambda: specs.teacher("resnet50", ["fmnist-fine"]), "dataset=['fmnist-fine']", "a string", "'fmnist-general'"),
+])
+def test_every_bad_field_is_refused_when_the_spec_is_built_saying_what_was_given_allowed_and_the_fix(
+        make, given, allowed, fix):
+    with pytest.raises(ValueError) as err:
+        make()
+    assert given in str(err.value) and allowed in str(err.value) and fix in str(err.value)
+
+
+def test_a_teacher_on_an_unknown_dataset_names_the_dataset_and_the_allowed_ones():
+    with pytest.raises(ValueError) as err:
+        specs.teacher("resnet50", "pets")  # a paper dataset asked of the mini preset
+    message = str(err.value)
+    assert "unknown dataset 'pets' for preset 'mini'" in message and "belongs to preset 'paper'" in message
+    assert "'fmnist-fine'" in message and "finetune epochs" not in message
+
+
+def test_zero_epoch_supervised_runs_stay_allowed_and_keep_their_ids():
+    """epochs=0 evaluates the starting weights (``train.supervised`` measures their accuracy)."""
+    zero = specs.pretrained("resnet50", epochs=0)
+    assert zero.epochs == 0 and specs.run_id(zero) == "2c0ff38c4ffd6569"  # its id before these checks existed
+    assert specs.teacher("resnet50", "fmnist-fine", batch_size=1000).batch_size == 1000  # one full batch
