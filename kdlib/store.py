@@ -7,7 +7,9 @@ Layout of ``<root>/<run_id>/``::
     ckpt-<e>.pt    model, optimizer, scheduler and loss state after epoch e
     result.json    final metrics and per-epoch history; its presence means "done"
     model.pt       final weights of supervised runs (teachers, pretrained/finetuned students)
-    error.json     the traceback of the last failure
+    weights.json   model.pt's sha256, size, run id and class count
+    error.json     the traceback of the last failure (and whether retrying can fix it)
+    lease, lock    the run's lock: a lease file (``kdlib.lease``) and an ``flock`` guard
 
 Every file is written to a temp file and moved into place with ``os.replace``, so a
 process killed at any instant leaves the old file or the new one (plus, at worst, a
@@ -15,8 +17,13 @@ process killed at any instant leaves the old file or the new one (plus, at worst
 run's lock). A checkpoint's sha256 is taken from the bytes in memory before they are
 written, so a checkpoint whose file does not hash to it (a torn or bit-rotted write) or
 does not load is moved aside (``*.corrupt-<time>``) and the previous one is used instead.
-Work on a run happens under ``RunDir.lock`` (``flock``): two processes asked for the same
-run never train it twice, and its record is written once.
+Checkpoints and model.pt also hold their run id: a file copied in from another run is set
+aside (``*.foreign-<time>``) and reported once. Work on a run happens under
+``RunDir.lock``: two processes asked for the same run, on one node or several sharing
+the store over NFS/Lustre, never train it twice, and its record is written once (what
+the file system must provide: ``kdlib.lease``). A full disk or quota raises ``DiskFull``
+naming the folder and the space needed, leaves no partial file and keeps the previous
+checkpoint: the next ``ensure`` resumes.
 """
 from __future__ import annotations
 
