@@ -264,7 +264,7 @@ def test_f12_larger_t_helps_every_init_and_less_when_pretrained():
 def test_f13_kd_beats_labels_alone_using_the_supervised_reference_rows():
     rows = init_rows((1.0, 1.5, 0.8))
     refs = [dict(kind="supervised", status="done", preset="mini", dataset="fmnist-fine", arch="resnet18",
-                 origin="finetuned", epochs=10, seed=s, test_acc=81.0 - d + 2 * s) for s, d in enumerate(PLANT)]
+                 origin="finetuned", epochs=10, batch_size=128, seed=s, test_acc=81.0 - d + 2 * s) for s, d in enumerate(PLANT)]
     r = card(rows + refs, "F13")
     assert r["verdict"] == "reproduced" and r["value"] == pytest.approx(np.mean(PLANT) + np.mean((1.0, 1.5, 0.8)) - 1.0)
     worse = [dict(x, test_acc=x["test_acc"] + 10) for x in refs]
@@ -342,3 +342,20 @@ def test_the_command_line_scores_an_empty_store_and_writes_both_files(tmp_path, 
     assert (tmp_path / "out" / "findings.md").read_text().count("| F") == 16
     assert (tmp_path / "out" / "findings.html").is_file()
     assert "wrote" in capsys.readouterr().out
+
+
+def test_teachers_that_differ_only_in_their_recipe_are_not_averaged_together():
+    # Two teachers with the same arch, origin and epochs but different ids (e.g. no label smoothing):
+    # the AdamW runs of the second one have no SGD partner, so they must not enter F2.
+    rows = f2_rows([-3.0, -3.5, -2.5])
+    other = [dict(r, teacher_id=r["teacher_id"] + "-nols", test_acc=r["test_acc"] + (50 if r["temperature"] == 40 else 0))
+             for r in rows if r["optimizer"] == "adamw"]
+    assert card(rows + other, "F2")["value"] == pytest.approx(-3.0)
+
+
+def test_f13_prefers_the_label_only_run_with_the_same_schedule():
+    rows = sum((sweep(s, (70, 72, 71), student_init="random") for s in range(3)), [])
+    ref = dict(kind="supervised", status="done", preset="mini", dataset="fmnist-fine", arch="resnet18", origin="target")
+    same = [dict(ref, epochs=30, batch_size=128, seed=s, test_acc=70.0 + 2 * s) for s in range(3)]
+    longer = [dict(ref, epochs=300, batch_size=128, seed=s, test_acc=90.0) for s in range(3)]
+    assert card(rows + same + longer, "F13")["value"] == pytest.approx(2.0)

@@ -15,6 +15,9 @@ from kdlib.findings.select import (Context, aligned, baseline, component, curve,
 from kdlib.findings.stats import Outcome, Part
 
 
+TEACHER_AXES = ("teacher_epochs", "teacher_id")  # the teacher itself differs between the compared runs
+
+
 def _teacher_ends(g: pd.DataFrame) -> tuple[pd.Series, pd.Series] | None:
     ends = extremes(g, "teacher_epochs")
     if ends is None:
@@ -33,7 +36,7 @@ def f8_finetune_lowers(frame: pd.DataFrame, ctx: Context) -> Outcome:
         pair = _teacher_ends(g)
         return None if pair is None else float(pair[1].mean() - pair[0].mean())
 
-    values = per_seed(_finetuned(frame, ctx), ("teacher_epochs",), effect)
+    values = per_seed(_finetuned(frame, ctx), TEACHER_AXES, effect)
     if values.empty:
         return Outcome(missing="teachers finetuned for two or more durations (notebook 04)")
     return Outcome((Part("mean acc, longest − shortest finetune", values, "<"),))
@@ -48,7 +51,7 @@ def f9_small_t_catches_up(frame: pd.DataFrame, ctx: Context) -> Outcome:
         short, long_ = large_t_advantage(pair[0]), large_t_advantage(pair[1])
         return None if short is None or long_ is None else long_ - short
 
-    values = per_seed(_finetuned(frame, ctx), ("teacher_epochs",), effect)
+    values = per_seed(_finetuned(frame, ctx), TEACHER_AXES, effect)
     if values.empty:
         return Outcome(missing="teachers finetuned for two or more durations, swept over T (notebook 04)")
     return Outcome((Part("large-T advantage, longest − shortest finetune", values, "<"),))
@@ -66,7 +69,7 @@ def f10_entropies(frame: pd.DataFrame, ctx: Context) -> Outcome:
     rows = _finetuned(frame, ctx)
     if rows.empty or "teacher_h_all" not in rows:
         return Outcome(missing="teachers finetuned for two or more durations (notebook 04)")
-    h_all, h_minus = (per_seed(rows, ("teacher_epochs",), component(ends, k)) for k in (0, 1))
+    h_all, h_minus = (per_seed(rows, TEACHER_AXES, component(ends, k)) for k in (0, 1))
     if h_all.empty:
         return Outcome(missing="teachers finetuned for two or more durations (notebook 04)")
     return Outcome((Part("H_all, longest − shortest", h_all, "<"), Part("H_-max, longest − shortest", h_minus, ">")))
@@ -113,12 +116,19 @@ def f12_every_init(frame: pd.DataFrame, ctx: Context) -> Outcome:
 
 
 def _references(frame: pd.DataFrame, origin: str) -> dict[tuple, float]:
-    """(dataset, arch, seed) -> test accuracy of the longest label-only run of that origin."""
+    """(dataset, arch, seed, epochs, batch) and (dataset, arch, seed) -> label-only test accuracy of that origin.
+
+    The short key holds the longest such run: the reference when none matches the schedule.
+    """
     sup = store.finished(frame, "supervised") if "kind" in frame else frame.iloc[0:0]
     if sup.empty or "origin" not in sup:
         return {}
     sup = sup[sup["origin"] == origin].sort_values("epochs")
-    return {(r.dataset, r.arch, int(r.seed)): float(r.test_acc) for r in sup.itertuples()}
+    out = {}
+    for r in sup.itertuples():
+        out[(r.dataset, r.arch, int(r.seed))] = out[(r.dataset, r.arch, int(r.seed), int(r.epochs), int(r.batch_size))] \
+            = float(r.test_acc)
+    return out
 
 
 def f13_kd_beats_labels(frame: pd.DataFrame, ctx: Context) -> Outcome:
@@ -133,7 +143,8 @@ def f13_kd_beats_labels(frame: pd.DataFrame, ctx: Context) -> Outcome:
         part = rows[rows["student_init"] == init] if len(rows) else rows
 
         def effect(g, refs=refs):
-            ref = refs.get((g["dataset"].iloc[0], g["student"].iloc[0], int(g["seed"].iloc[0])))
+            key = (g["dataset"].iloc[0], g["student"].iloc[0], int(g["seed"].iloc[0]))
+            ref = refs.get((*key, int(g["epochs"].iloc[0]), int(g["batch_size"].iloc[0])), refs.get(key))
             return None if ref is None else float(curve(g).max() - ref)
 
         values = per_seed(part, (), effect)
@@ -175,7 +186,7 @@ def f14_coarse_plateau(frame: pd.DataFrame, ctx: Context) -> Outcome:
         fine = [c["inflection"] for c in cases if c["fine"]]
         return sum(coarse) / len(coarse) - sum(fine) / len(fine) if coarse and fine else None
 
-    values = per_seed(_granularity_rows(frame), ("dataset", "pretrain_corpus", "teacher_epochs"), effect)
+    values = per_seed(_granularity_rows(frame), ("dataset", "pretrain_corpus", *TEACHER_AXES), effect)
     if values.empty:
         return Outcome(missing="coarse and fine datasets swept over T (notebook 06)")
     return Outcome((Part("log2 inflection T, coarse − fine", values, "<"),))
@@ -194,7 +205,7 @@ def f15_no_overlap_negative(frame: pd.DataFrame, ctx: Context) -> Outcome:
         return mean, mean - sum(some) / len(some) if some else math.nan
 
     rows = _granularity_rows(frame)
-    own, rel = (per_seed(rows, ("dataset", "pretrain_corpus", "teacher_epochs"), component(slopes, k)) for k in (0, 1))
+    own, rel = (per_seed(rows, ("dataset", "pretrain_corpus", *TEACHER_AXES), component(slopes, k)) for k in (0, 1))
     if own.empty:
         return Outcome(missing="a fine dataset with a pretraining that lacks its classes (notebook 06)")
     return Outcome((Part("slope per doubling, no overlap", own, "<"),

@@ -15,8 +15,10 @@ import pandas as pd
 
 from kdlib import specs, store
 
-SETUP = ("preset", "dataset", "teacher", "teacher_origin", "teacher_epochs", "pretrain_corpus", "student",
-         "student_init", "variant", "optimizer", "batch_size", "epochs")
+# teacher_id separates teachers that differ beyond these columns (label smoothing, MixUp, pretraining
+# length); it is one per seed, so it never breaks the pairing. Claims that compare teachers vary it.
+SETUP = ("preset", "dataset", "teacher", "teacher_origin", "teacher_epochs", "pretrain_corpus", "teacher_id",
+         "student", "student_init", "variant", "optimizer", "batch_size", "epochs")
 LARGE_T_FACTOR = 4  # "a large T": at least 4x the smallest T of the sweep (T >= 4 when the sweep starts at 1)
 
 
