@@ -325,6 +325,9 @@ def test_show_gives_one_notebooks_rows_and_refuses_an_unknown_notebook():
     assert list(view.index) == ["F2", "F3", "F4", "F16"]
     with pytest.raises(ValueError, match="no claims"):
         findings.show(frame([]), notebook="09")
+    assert list(findings.show(frame(f2_rows(PLANT)), claims=["F13", "F2"]).index) == ["F13", "F2"]
+    with pytest.raises(ValueError, match="unknown claim"):
+        findings.show(frame([]), claims=["F17"])
 
 
 def test_registry_holds_study_claims_f1_to_f16_with_sections_and_notebooks():

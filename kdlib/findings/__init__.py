@@ -106,19 +106,21 @@ def _row(c: Claim, outcome: Outcome, scale: str) -> dict[str, Any]:
 
 
 def scorecard(frame: pd.DataFrame, *, preset: str | None = None, logits: Mapping[int, Any] | None = None,
-              tolerance: float = 1.0, notebook: str | None = None) -> pd.DataFrame:
+              tolerance: float = 1.0, notebook: str | None = None,
+              claims: list[str] | None = None) -> pd.DataFrame:
     """One row per claim and scale from a results frame (``store.load_results(kind="all")``; supervised rows feed F13).
 
     ``preset``: score only that scale (default: every preset in the frame, or ``mini`` for an
     empty one). ``logits``: the baseline teacher's training-set logits per seed, for F6.
     ``tolerance``: accuracy points within the best that count as the plateau (F14).
-    ``notebook``: only the rows of that notebook (``"02"``).
+    ``notebook``: only the rows of that notebook (``"02"``); ``claims``: only these ids (``["F13"]``).
     """
     if preset is not None:
         specs.preset(preset)
     names = [preset] if preset else (sorted(frame["preset"].dropna().unique()) if "preset" in frame and len(frame)
                                      else ["mini"])
-    chosen = [c for c in CLAIMS if notebook is None or c.notebook == str(notebook).zfill(2)]
+    wanted = [claim(i) for i in claims] if claims is not None else CLAIMS  # unknown ids raise here
+    chosen = [c for c in wanted if notebook is None or c.notebook == str(notebook).zfill(2)]
     if not chosen:
         raise ValueError(f"notebook={notebook!r} has no claims; notebooks with claims: "
                          f"{sorted({c.notebook for c in CLAIMS})}")
@@ -132,6 +134,6 @@ def scorecard(frame: pd.DataFrame, *, preset: str | None = None, logits: Mapping
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
-def show(frame: pd.DataFrame, notebook: str, **kwargs: Any):
-    """The scorecard rows of one notebook, ready to display at its end."""
+def show(frame: pd.DataFrame, notebook: str | None = None, **kwargs: Any):
+    """The scorecard rows of one notebook (or of ``claims=[...]``, or all), ready to display at its end."""
     return show_rows(scorecard(frame, notebook=notebook, **kwargs))
