@@ -7,6 +7,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+# Where the executed notebooks go: outputs/, or $KDLIB_OUTPUTS when set (kdlib writes there too).
+OUTPUTS   := $(or $(KDLIB_OUTPUTS),outputs)
+PAPERMILL ?= $(VENV)/bin/papermill --cwd notebooks
 
 .PHONY: demo study findings test test-fast install bench clean-outputs
 
@@ -21,37 +24,36 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	@.ci/system-deps data
-	@mkdir -p outputs
+	@mkdir -p $(OUTPUTS)
 	@for nb in $(NOTEBOOKS); do \
 	  name=$$(basename $$nb); echo "== $$name"; \
-	  $(VENV)/bin/papermill --cwd notebooks $$nb outputs/$$name -k python3 || exit 1; \
+	  $(PAPERMILL) $$nb $(OUTPUTS)/$$name -k python3 || exit 1; \
 	done
 	$(PY) -m kdlib.findings
-	@echo "Executed notebooks and figures are in outputs/; the scorecard is outputs/findings.md and .html"
+	@echo "Executed notebooks and figures are in $(OUTPUTS)/; the scorecard is $(OUTPUTS)/findings.md and .html"
 
 # The patient scale: the same notebooks with `-p preset patient` and three seeds (hours on a
 # 2-core CPU). Each notebook's wall time goes to outputs/study/costs.txt; a rerun skips finished runs.
 STUDY_PRESET ?= patient
 STUDY_SEEDS  ?= [0, 1, 2]
-PAPERMILL    := $(VENV)/bin/papermill --cwd notebooks
 
 study: $(STAMP)
 	@.ci/system-deps data
-	@mkdir -p outputs/study
+	@mkdir -p $(OUTPUTS)/study
 	@for nb in $(NOTEBOOKS); do \
 	  name=$$(basename $$nb .ipynb); echo "== $$name (preset $(STUDY_PRESET))"; start=$$(date +%s); \
 	  if grep -q '"seeds = ' $$nb; then \
-	    $(PAPERMILL) $$nb outputs/study/$$name.ipynb -k python3 -p preset $(STUDY_PRESET) \
+	    $(PAPERMILL) $$nb $(OUTPUTS)/study/$$name.ipynb -k python3 -p preset $(STUDY_PRESET) \
 	      -p output_dir study/$$name -p seeds "$(STUDY_SEEDS)" || exit 1; \
 	  else \
-	    $(PAPERMILL) $$nb outputs/study/$$name.ipynb -k python3 -p preset $(STUDY_PRESET) \
+	    $(PAPERMILL) $$nb $(OUTPUTS)/study/$$name.ipynb -k python3 -p preset $(STUDY_PRESET) \
 	      -p output_dir study/$$name || exit 1; \
 	  fi; \
-	  echo "$$name $$(( $$(date +%s) - start )) s" >> outputs/study/costs.txt; \
+	  echo "$$name $$(( $$(date +%s) - start )) s" >> $(OUTPUTS)/study/costs.txt; \
 	done
-	$(PY) -m kdlib.findings --preset $(STUDY_PRESET) --out outputs/study
+	$(PY) -m kdlib.findings --preset $(STUDY_PRESET) --out $(OUTPUTS)/study
 	$(PY) -m kdlib.findings
-	@echo "Patient-scale notebooks, figures and findings.md/.html are in outputs/study/ (costs: outputs/study/costs.txt)"
+	@echo "Patient-scale notebooks, figures and findings.md/.html are in $(OUTPUTS)/study/ (costs: $(OUTPUTS)/study/costs.txt)"
 
 findings: $(STAMP)
 	$(PY) -m kdlib.findings

@@ -1,0 +1,124 @@
+"""The README's commands run as written, with the mini preset and tiny durations substituted.
+
+Every ``bash`` and ``python`` block of README.md is read; each command runs in a
+temporary folder (``KDLIB_OUTPUTS`` and a ``notebooks`` link), so nothing lands in the
+repository. Substitutes: papermill commands get the mini preset, the mini dataset and
+tiny durations (``readme_papermill.TINY``, for the parameters the notebook declares) and
+``submitit-local`` for ``slurm`` (the same job protocol without a cluster); ``make demo``
+runs its notebooks through ``readme_papermill.py``, which adds the same durations. Skipped,
+each with its reason: ``conda`` (not on the test machine; the .venv running this test is
+the environment environment.yml describes), ``export`` (the test sets its own data and
+output folders), ``make test`` (this suite: it would run itself). Each command's time is
+printed (``pytest -s``).
+"""
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from readme_papermill import TINY, tiny_arguments
+
+REPO = Path(__file__).resolve().parents[1]
+SKIP = {
+    "conda": "conda is not on the test machine; the .venv running this test is the environment it creates",
+    "export": "the test sets KDLIB_OUTPUTS to a temporary folder and reads the mini world's data instead",
+    "make test": "the test suite itself: running it here would run this test again",
+}
+MINI = {"preset": "mini", "datasets": '["fmnist-fine"]', "executor": "submitit-local"}
+
+
+def commands(text: str) -> list[tuple[str, str]]:
+    """(language, command) for every command of the README's bash and python blocks, in order."""
+    out = []
+    for language, body in re.findall(r"```(bash|python)\n(.*?)```", text, flags=re.S):
+        if language == "python":
+            out.append(("python", body))
+            continue
+        for line in body.replace("\\\n", " ").splitlines():
+            line = re.sub(r"\s+#\s.*$", "", line).strip()
+            if line and not line.startswith("#"):
+                out.append(("bash", line))
+    return out
+
+
+def skip_reason(command: str) -> str | None:
+    for prefix, reason in SKIP.items():
+        if command == prefix or command.startswith(prefix + " "):
+            return reason
+    return None
+
+
+def papermill_argv(command: str) -> list[str]:
+    """The command with mini values for preset/datasets/executor and tiny durations appended."""
+    argv = shlex.split(command)
+    for i, part in enumerate(argv[:-2]):
+        if part == "-p" and argv[i + 1] in MINI:
+            argv[i + 2] = MINI[argv[i + 1]]
+    notebook = next(a for a in argv if a.endswith(".ipynb"))
+    return [sys.executable, "-m", "papermill", *argv[1:], *tiny_arguments(str(REPO / notebook))]
+
+
+def make_argv(command: str) -> list[str]:
+    """make, with the .venv that runs this test treated as installed (never reinstalled from here)."""
+    venv = Path(sys.prefix)
+    argv = ["make", "-C", str(REPO), "-o", str(venv / ".installed"), f"VENV={venv}"]
+    if command.split()[1] == "demo":
+        argv.append(f"PAPERMILL={sys.executable} {REPO / 'tests' / 'readme_papermill.py'} --cwd notebooks")
+    return argv + command.split()[1:]
+
+
+def python_source(code: str) -> str:
+    """The README's Python with tiny durations: teachers and students train an epoch or two."""
+    code = re.sub(r'specs\.teacher\(([^)]*)\)',
+                  lambda m: f"specs.teacher({m.group(1)}, epochs={TINY['teacher_epochs']}, "
+                            f"pretrain_epochs={TINY['pretrain_epochs']})", code)
+    return re.sub(r'specs\.distill\(([^)]*)\)', lambda m: f"specs.distill({m.group(1)}, epochs={TINY['distill_epochs']})",
+                  code)
+
+
+def test_the_readme_lists_the_commands_a_newcomer_needs():
+    found = [c for _, c in commands((REPO / "README.md").read_text())]
+    for needed in ("make demo", "make test-fast", "make test"):
+        assert needed in found, found
+    assert any(c.startswith("papermill ") and "-p datasets '[" in c for c in found)
+    assert "outputs/runs" not in (REPO / "README.md").read_text()  # the store is outputs/store/
+
+
+@pytest.mark.training
+@pytest.mark.notebook
+@pytest.mark.slow
+def test_every_readme_command_runs_as_written_with_mini_substitutes(tmp_path):
+    (tmp_path / "notebooks").symlink_to(REPO / "notebooks")
+    env = {**os.environ, "KDLIB_OUTPUTS": str(tmp_path / "outputs"), "PYTHONPATH": str(REPO)}
+    env.pop("KDLIB_DATA", None)
+    times, skipped = [], []
+    for language, command in commands((REPO / "README.md").read_text()):
+        reason = skip_reason(command) if language == "bash" else None
+        if reason:
+            skipped.append((command, reason))
+            continue
+        if language == "python":
+            argv, shown = [sys.executable, "-c", python_source(command)], "the library example (python)"
+        elif command.startswith("make "):
+            argv, shown = make_argv(command), command
+        elif command.startswith("papermill "):
+            argv, shown = papermill_argv(command), command
+        else:
+            raise AssertionError(f"README command {command!r} has no substitute here; add one or a skip reason")
+        started = time.perf_counter()
+        result = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=3600)
+        times.append((shown, time.perf_counter() - started))
+        assert result.returncode == 0, f"{shown}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    print("\nREADME commands (mini substitutes):")
+    for shown, seconds in times:
+        print(f"  {seconds:7.1f} s  {shown}")
+    for command, reason in skipped:
+        print(f"  skipped  {command}  ({reason})")
+    assert all(c.startswith(("conda ", "export ")) or c == "make test" for c, _ in skipped), skipped
+    assert (tmp_path / "outputs" / "02_cifar100.ipynb").is_file()  # the commands wrote into the temporary folder
+    assert (tmp_path / "outputs" / "00_quickstart.ipynb").is_file()  # make demo followed KDLIB_OUTPUTS
