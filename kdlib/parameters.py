@@ -289,7 +289,12 @@ def parse_text(name: str, text: Any, default: Any) -> Any:
 
     Text stays text where the parameter itself is text (its default is a string).
     """
-    if not isinstance(text, str) or isinstance(default, str) or not text.strip().startswith(("[", "{")):
+    if not isinstance(text, str) or isinstance(default, str):
+        return text
+    if not text.strip().startswith(("[", "{")):
+        if isinstance(default, (list, tuple)):
+            raise ValueError(f"parameter {name}={text!r} must be a list; papermill's -p passes text, so write it "
+                             f"as a list: -p {name} '[{json.dumps(text)}]' (or -y '{name}: [{text}]')")
         return text
     try:
         return json.loads(text)

@@ -140,6 +140,12 @@ def test_text_that_is_neither_json_nor_yaml_gets_a_clear_error():
         parameters.check(ns)
 
 
+def test_a_bare_word_for_a_list_parameter_says_how_to_write_the_list():
+    ns = namespace('# Parameters\ndatasets = "fmnist-coarse"\n', datasets="fmnist-coarse")
+    with pytest.raises(ValueError, match=r"""must be a list.*-p datasets '\["fmnist-coarse"\]'"""):
+        parameters.check(ns)
+
+
 def test_a_string_parameter_that_looks_like_a_list_stays_a_string():
     ns = namespace('# Parameters\noutput_dir = "[runs]"\n', output_dir="[runs]")
     parameters.check(ns)
