@@ -84,9 +84,13 @@ def _read(path: Path) -> tuple[dict[str, Any], os.stat_result] | None:
     try:
         with open(path, "rb") as f:
             st = os.fstat(f.fileno())
-            info = json.loads(f.read() or b"{}")
-    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+            raw = f.read()
+    except FileNotFoundError:
         return None
+    try:
+        info = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):  # not a lease kdlib wrote: its age alone decides
+        info = {}
     return (info if isinstance(info, dict) else {}), st
 
 
@@ -117,8 +121,10 @@ class Lease:
                 self._start_refresh()
                 return True
             seen = _read(self.path)
-            why = self._stale(*seen) if seen is not None else None
-            if why is not None and self._break(seen[0].get("token"), why):
+            if seen is None:
+                continue  # released meanwhile: try again at once
+            why = self._stale(*seen)
+            if why is not None and self._break(seen[0].get("token"), seen[1].st_ino, why):
                 continue
             if not blocking:
                 return False
@@ -132,12 +138,17 @@ class Lease:
                 "lease_s": self.lease_s}
         tmp = self.path.with_name(f".{self.path.name}.{token}.new")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
-            os.write(fd, json.dumps(info).encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                os.write(fd, json.dumps(info).encode())
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise OSError(e.errno, f"cannot create the lock file {self.path} ({e.strerror}); free space or fix the "
+                          f"permissions of {self.path.parent}") from e
         try:
             os.link(tmp, self.path)
             won = True
@@ -168,11 +179,9 @@ class Lease:
             return f"unchanged for {now - self._watch[1]:.0f} s, longer than its lease of {lease_s:g} s"
         return None
 
-    def _break(self, token: str | None, why: str) -> bool:
+    def _break(self, token: str | None, inode: int, why: str) -> bool:
         """Remove the stale lease ``token``; False when another process got there first."""
-        if token is None:
-            return False
-        claim = self.path.with_name(f"{self.path.name}.break-{token}")
+        claim = self.path.with_name(f"{self.path.name}.break-{token or f'inode{inode}'}")
         try:
             os.close(os.open(claim, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
         except FileExistsError:

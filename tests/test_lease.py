@@ -276,6 +276,16 @@ def test_four_processes_breaking_one_stale_lease_at_once_write_one_result(run, t
     assert not list(run.path.glob("lease.break-*")) and not list(run.path.glob(".lease.gone-*"))
 
 
+def test_a_lease_file_that_is_not_json_is_broken_once_it_is_old(run, capsys):
+    run.path.mkdir(parents=True)
+    (run.path / "lease").write_bytes(b"\x00garbage")
+    t = time.time() - (LEASE_S + 3 + 1)
+    os.utime(run.path / "lease", (t, t))
+    with run.lock(blocking=False) as held:
+        assert held
+    assert "broke the stale lock" in capsys.readouterr().out
+
+
 def test_lease_knobs_must_be_positive_numbers(monkeypatch, tmp_path):
     monkeypatch.setenv("KDLIB_LEASE_S", "soon")
     with pytest.raises(ValueError, match=r"KDLIB_LEASE_S='soon' must be a number of seconds > 0"):
