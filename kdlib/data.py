@@ -22,6 +22,7 @@ import gzip
 import hashlib
 import os
 import pickle
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -91,18 +92,28 @@ def _is_torchvision_root(root: Path) -> bool:
 
 def _atomic_copy(src: Path, dst: Path) -> None:
     """Decompress (``.gz``) or copy ``src`` to ``dst`` atomically (the files are < 50 MB)."""
-    with (gzip.open if src.suffix == ".gz" else open)(src, "rb") as f:
-        atomic_write_bytes(dst, f.read())
+    try:
+        with (gzip.open if src.suffix == ".gz" else open)(src, "rb") as f:
+            raw = f.read()
+    except (EOFError, gzip.BadGzipFile, zlib.error) as err:  # a truncated download, or not gzip at all
+        raise ValueError(f"{src} is not a complete gzip file ({type(err).__name__}: {err or 'truncated'}); "
+                         "download it again (or replace it with the uncompressed IDX file)") from err
+    if len(raw) != _idx_size(dst.name):
+        raise ValueError(f"{src} holds {len(raw)} bytes{' once decompressed' if src.suffix == '.gz' else ''}, expected "
+                         f"{_idx_size(dst.name)} for Fashion-MNIST's {dst.name}; download it again")
+    atomic_write_bytes(dst, raw)
+
+
+def _idx_size(name: str) -> int:
+    count = _IDX_COUNTS[name.split("-")[0]]
+    return (16 + count * 28 * 28) if "images" in name else (8 + count)
 
 
 def _check_idx(path: Path) -> None:
     """A truncated or foreign file fails here with a clear message instead of deep in torchvision."""
-    count = _IDX_COUNTS[path.name.split("-")[0]]
-    per_item = 28 * 28 if "images" in path.name else 1
-    header = 16 if "images" in path.name else 8
     size = path.stat().st_size
-    if size != header + count * per_item:
-        raise ValueError(f"{path} has {size} bytes, expected {header + count * per_item} for Fashion-MNIST; "
+    if size != _idx_size(path.name):
+        raise ValueError(f"{path} has {size} bytes, expected {_idx_size(path.name)} for Fashion-MNIST; "
                          f"delete it (kdlib rebuilds it) or fix the source files")
 
 
@@ -338,16 +349,28 @@ class MiniDataset(KDDataset):
 class FileDataset(KDDataset):
     """A dataset of image files (or PIL images) whose base yields ``(PIL image, label)``."""
 
-    def __init__(self, base: Dataset, classes: Sequence[str], transform: Callable, root: Path):
+    def __init__(self, base: Dataset, classes: Sequence[str], transform: Callable, root: Path, name: str = ""):
         super().__init__(classes, transform)
         self.base = base
         self.root = root
+        self.name = name or f"imagefolder:{root}"
 
     def __len__(self) -> int:
         return len(self.base)
 
     def _load(self, index: int) -> tuple[Any, int]:
-        image, label = self.base[index]
+        """The item, or a ValueError naming the file that does not decode and how to find the others."""
+        from kdlib.data_check import image_path, unreadable
+
+        try:
+            image, label = self.base[index]
+        except Exception as e:
+            if not unreadable(e):
+                raise
+            path = image_path(self.base, index) or f"item {index} of {self.root}"
+            raise ValueError(f"image {path} cannot be read ({type(e).__name__}: {e}); list every bad file of "
+                             f"this dataset with `python -m kdlib.data check {self.name}`, then delete or "
+                             "replace them") from e
         return image, int(label)
 
 
@@ -616,11 +639,12 @@ def build_dataset(name: str, split: str, *, preset: str = "mini", train_transfor
         classes = _folder_classes(name, folder, None)
         base = _folder_split(name, folder, split, tuple(classes))
         return FileDataset(base, classes, file_transform("inception", train, size=size, mode=mode, randaug=randaug),
-                           folder)
+                           folder, name)
     spec = _PAPER[name]
     folder = Path(root).expanduser() if root is not None else _default_root(name)
     base, classes = _load_paper(name, split, folder)
-    return FileDataset(base, classes, file_transform(spec.crop, train, size=size, mode=mode, randaug=randaug), folder)
+    return FileDataset(base, classes, file_transform(spec.crop, train, size=size, mode=mode, randaug=randaug), folder,
+                       name)
 
 
 def _build_mini(name: str, split: str, train: bool, root: Any, seed: int) -> MiniDataset:
@@ -724,6 +748,9 @@ def _folder_classes(name: str, folder: Path, expected: int | None) -> tuple[str,
     if expected is not None and len(classes) != expected:
         raise ValueError(f"dataset {name!r}: {train} has {len(classes)} class folders, expected {expected}; "
                          "complete the folder, or load a different class set as 'imagefolder:<path>'")
+    if len(classes) < 2:
+        raise ValueError(f"dataset {name!r}: {train} has {len(classes)} class folder(s) {list(classes)}; a classifier "
+                         f"needs at least 2 (one folder per class: {_FOLDER_LAYOUT})")
     return tuple(classes)
 
 
@@ -918,3 +945,10 @@ def make_loader(dataset: Dataset, batch_size: int, *, train: bool, seed: int = 0
                       num_workers=num_workers, pin_memory=torch.cuda.is_available(), persistent_workers=False,
                       generator=_generator("workers", seed, epoch),
                       worker_init_fn=_seed_worker if num_workers > 0 else None)
+
+
+if __name__ == "__main__":  # python -m kdlib.data check <dataset>
+    import sys
+
+    from kdlib.data_check import main
+    sys.exit(main())

@@ -82,8 +82,12 @@ def profile_gaps(logits: torch.Tensor, temperature: float) -> dict[str, float]:
 
 
 def teacher_summary(logits: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, float]:
-    """Accuracy (when labels are given) and both relative entropies at T = 1."""
-    out = {"h_all": relative_entropy(logits), "h_minus_max": relative_entropy_without_max(logits)}
+    """Accuracy (when labels are given) and both relative entropies at T = 1.
+
+    H_-max needs three classes (two remain once the argmax is dropped): None for two.
+    """
+    h_rest = relative_entropy_without_max(logits) if logits.ndim == 2 and logits.shape[1] >= 3 else None
+    out = {"h_all": relative_entropy(logits), "h_minus_max": h_rest}
     if labels is not None:
         out["accuracy"] = accuracy(logits, labels)
     return out

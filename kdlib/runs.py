@@ -24,7 +24,7 @@ from typing import Any, Iterable
 
 from tqdm.auto import tqdm
 
-from kdlib import data, models, specs, train
+from kdlib import data, models, preflight, specs, train
 from kdlib.specs import EXECUTORS
 from kdlib.store import DiskFull, RunDir, Untrusted, check_root, load_results
 
@@ -181,6 +181,7 @@ def ensure(spec_list: Iterable[specs.Spec], *, executor: str = "local", root: st
     """
     spec_list = _check(spec_list, executor, max_parallel)
     root = check_root(root)
+    preflight.check(spec_list, root)  # what only the data can tell, before anything trains
     submitter = None
     if executor != "local":
         from kdlib import cluster

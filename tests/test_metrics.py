@@ -68,3 +68,11 @@ def test_bad_inputs_raise_value_error():
         metrics.relative_entropy(torch.zeros(3))
     with pytest.raises(ValueError, match="labels"):
         metrics.accuracy(torch.zeros(3, 2), torch.zeros(2, dtype=torch.long))
+
+
+def test_teacher_summary_of_two_classes_has_no_h_minus_max_but_the_rest():
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+    summary = metrics.teacher_summary(logits, torch.tensor([0, 0]))
+    assert summary["h_minus_max"] is None and summary["accuracy"] == 50.0
+    p = torch.softmax(logits, 1)
+    assert summary["h_all"] == pytest.approx((-(p * p.log()).sum(1) / math.log(2)).mean().item())
