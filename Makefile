@@ -62,7 +62,7 @@ test: $(STAMP)
 	@.ci/system-deps data chromium
 	$(PY) -m pytest -q
 
-# Unit tests: nothing that trains, runs a notebook, drives a browser or is marked slow (about a minute).
+# Unit tests: nothing that trains, runs a notebook, drives a browser or is marked slow (about 2 CPU minutes).
 test-fast: $(STAMP)
 	@.ci/system-deps data
 	$(PY) -m pytest -q -m "not training and not browser and not notebook and not slow"
