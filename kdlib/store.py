@@ -68,15 +68,19 @@ class DiskFull(OSError):
         except OSError:
             free = 0
         what = "the disk quota is exceeded" if err.errno == errno.EDQUOT else "the file system is full"
-        super().__init__(err.errno, f"cannot write {path.name} in {path.parent}: {what} ({_mb(size)} needed, "
-                         f"{_mb(free)} free). Free at least {_mb(max(size - free, 0) + size)} there (or raise the "
-                         "quota, or move the store with KDLIB_OUTPUTS / root=), then rerun: the run resumes from "
-                         "its last checkpoint, which is intact")
+        super().__init__(err.errno, f"cannot write {path.name} in {path.parent}: {what} ({_size(size)} to write, "
+                         f"{_size(free)} free there). Make room for at least {_size(2 * size)} (this file and the "
+                         "next checkpoint): free space, raise the quota, or move the store (KDLIB_OUTPUTS / root=); "
+                         "then rerun: the run resumes from its last checkpoint, which is intact")
         self.path, self.size, self.free = path, size, free
 
 
-def _mb(n: int) -> str:
-    return f"{n / 2**20:.1f} MiB"
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

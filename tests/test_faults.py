@@ -283,7 +283,8 @@ def test_a_full_disk_stops_the_run_clearly_keeps_its_checkpoint_and_it_resumes_o
     with pytest.raises(store.DiskFull) as stopped:
         runs.ensure([spec], root=root, progress=False)
     message = str(stopped.value)
-    assert f"cannot write ckpt-2.pt in {run.path}" in message and "MiB needed" in message
+    assert f"cannot write ckpt-2.pt in {run.path}" in message and "MiB to write" in message
+    assert "Make room for at least" in message
     assert ("quota" if code == errno.EDQUOT else "file system is full") in message
     assert "resumes from its last checkpoint" in message
     assert leftovers(run.path) == ["ckpt-1.pt"]  # no half-written file; the previous checkpoint stays
