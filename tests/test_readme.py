@@ -95,6 +95,7 @@ def test_the_readme_lists_the_commands_a_newcomer_needs():
 @pytest.mark.timeout(7200)  # make demo and make test-fast inside: beyond the suite's 900 s per test
 def test_every_readme_command_runs_as_written_with_mini_substitutes(tmp_path):
     (tmp_path / "notebooks").symlink_to(REPO / "notebooks")
+    (tmp_path / "outputs").mkdir()  # as in a checkout (outputs/.gitkeep): papermill writes outputs/<name>.ipynb there
     env = {**os.environ, "KDLIB_OUTPUTS": str(tmp_path / "outputs"), "PYTHONPATH": str(REPO)}
     env.pop("KDLIB_DATA", None)
     times, skipped = [], []
