@@ -7,14 +7,12 @@ supervised jobs go first; on Slurm the distillation array waits for them with
 
 Jobs are ``submitit.helpers.Checkpointable``: when Slurm preempts or times out a job
 (submitit's USR2 handler), submitit requeues it with the same arguments, and the rerun
-resumes from each run's last epoch checkpoint in the store. The submitted job ids are
-kept in ``<root>/_jobs/inflight.json`` so that a later ``ensure`` (after ``wait=False``,
-or from another notebook) waits for a run whose job is still pending or running instead
-of submitting it again. Even if two jobs do run the same run, its file lock makes one
-train it and the other find it done.
-
-``LocalExecutor`` starts every job at once; kdlib jobs take one of ``max_parallel`` slot
-locks before they work, so at most that many train together, each with
+resumes from each run's last epoch checkpoint in the store. Submitted job ids are kept in
+``<root>/_jobs/inflight.json``: a later ``ensure`` (after ``wait=False``, or from another
+notebook) waits for a run whose job is pending or running (squeue says so, see
+``kdlib.scheduler``) instead of submitting it again; a run's file lock makes sure it is
+trained once anyway. ``LocalExecutor`` starts every job at once; kdlib jobs take one of
+``max_parallel`` slot locks, so at most that many train together, each with
 ``cpu_count // max_parallel`` torch threads.
 """
 from __future__ import annotations
@@ -23,14 +21,15 @@ import contextlib
 import fcntl
 import json
 import os
+import signal
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import submitit
 from tqdm.auto import tqdm
 
-from kdlib import specs
+from kdlib import scheduler, specs
 from kdlib.store import RunDir, atomic_write_json
 
 # kdlib's names for the usual sbatch resources. Any other SlurmExecutor parameter (qos,
@@ -38,7 +37,7 @@ from kdlib.store import RunDir, atomic_write_json
 # flags submitit has no name for go in additional_parameters={"flag": value}.
 SLURM_DEFAULTS: dict[str, Any] = dict(
     partition=None,            # None: the cluster's default partition
-    gpus_per_node=1,
+    gpus_per_node=1,           # these three: the paper preset's; see scheduler.PRESET_RESOURCES
     cpus_per_task=8,           # data loader workers of the paper preset + the main process
     mem_gb=32,
     timeout_min=12 * 60,       # per job; a job that times out is requeued and resumes
@@ -46,11 +45,10 @@ SLURM_DEFAULTS: dict[str, Any] = dict(
     max_num_timeout=3,         # how many timeouts a job may be requeued after (preemptions are not counted)
     additional_parameters=None,
     job_name="kdlib",
+    poll_s=15.0,               # kdlib's own: seconds between two looks at squeue while waiting
 )
 _GENERIC = {"gpus_per_node", "cpus_per_task", "mem_gb", "timeout_min", "nodes", "tasks_per_node"}
 LOCAL_TIMEOUT_MIN = 7 * 24 * 60  # LocalExecutor's own default is 2 minutes
-_ALIVE_SLURM = {"PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING", "COMPLETING",
-                "SUSPENDED", "RESIZING", "PREEMPTED", "STAGE_OUT", "SIGNALING"}
 _JOBS: dict[str, Any] = {}  # job id -> submitit Job submitted by this process (precise state)
 
 
@@ -58,7 +56,8 @@ class Job(submitit.helpers.Checkpointable):
     """A picklable job body; requeued with the same arguments on preemption or timeout.
 
     The arguments are plain dicts (specs), so a requeued job needs nothing but the
-    store to resume: ``train.fit`` starts each run at its last good checkpoint.
+    store to resume: ``train.fit`` starts each run at its last good checkpoint. On SIGTERM
+    it stops at once, recording nothing (``scheduler.on_sigterm``).
     """
 
     def __call__(self, payload: list[dict[str, Any]], root: str, threads: int | None = None,
@@ -67,17 +66,24 @@ class Job(submitit.helpers.Checkpointable):
 
         from kdlib import runs
 
+        threads = threads or int(os.environ.get("SLURM_CPUS_PER_TASK", 0))  # a node's cores are not all ours
         if threads:
             torch.set_num_threads(threads)
         todo = [specs.from_dict(d) for d in payload]
         ids = [specs.run_id(s) for s in todo]
+        signal.signal(signal.SIGTERM, scheduler.on_sigterm)
         with _slot(Path(root) / "_jobs" / "slots", slots):
             print(f"[kdlib] job runs {', '.join(ids)} ({torch.get_num_threads()} threads)", flush=True)
-            if isinstance(todo[0], specs.Supervised):
-                for spec in todo:
-                    runs.run_supervised(spec, root, progress=False)
-            else:
-                runs.run_group(todo, root, progress=False)
+            try:
+                if isinstance(todo[0], specs.Supervised):
+                    for spec in todo:
+                        runs.run_supervised(spec, root, progress=False)
+                else:
+                    runs.run_group(todo, root, progress=False)
+            except Exception as e:  # noqa: BLE001 - a worker killed by the same SIGTERM may raise first
+                if runs.TERMINATING.is_set():
+                    raise scheduler.Terminated(f"SIGTERM, then {type(e).__name__}: {e}") from e
+                raise
         return ids
 
 
@@ -107,11 +113,20 @@ def _slot(folder: Path, slots: int | None) -> Iterator[None]:
 
 # ----------------------------------------------------------------------------- executors
 
-def slurm_parameters(slurm: dict[str, Any] | None) -> tuple[dict[str, Any], int]:
+def slurm_defaults(presets: Iterable[str] = ("paper",)) -> dict[str, Any]:
+    """SLURM_DEFAULTS with the resources of the most demanding preset (by its world) of a grid."""
+    wanted = [scheduler.PRESET_RESOURCES[specs.world(p)] for p in set(presets)] or [scheduler.PRESET_RESOURCES["paper"]]
+    return {**SLURM_DEFAULTS, **{k: max(w[k] for w in wanted) for k in ("gpus_per_node", "cpus_per_task", "mem_gb")}}
+
+
+def slurm_parameters(slurm: dict[str, Any] | None, presets: Iterable[str] = ("paper",)
+                     ) -> tuple[dict[str, Any], int]:
     """kdlib's Slurm options -> (AutoExecutor.update_parameters kwargs, max_num_timeout)."""
     if slurm is not None and not isinstance(slurm, dict):
         raise ValueError(f"slurm={slurm!r} must be a dict of options, e.g. {{'partition': 'gpu', 'gpus_per_node': 1}}")
-    options = {**SLURM_DEFAULTS, **(slurm or {})}
+    options = {**slurm_defaults(presets), **(slurm or {})}
+    if isinstance(poll_s := options.pop("poll_s"), bool) or not isinstance(poll_s, (int, float)) or not poll_s > 0:
+        raise ValueError(f"slurm poll_s={poll_s!r} must be a positive number of seconds")
     for key in ("nodes", "tasks_per_node"):
         if options.get(key, 1) != 1:
             raise ValueError(f"slurm {key}={options[key]!r}: a kdlib job is one process on one node "
@@ -119,7 +134,7 @@ def slurm_parameters(slurm: dict[str, Any] | None) -> tuple[dict[str, Any], int]
     max_num_timeout = options.pop("max_num_timeout")
     if isinstance(max_num_timeout, bool) or not isinstance(max_num_timeout, int) or max_num_timeout < 0:
         raise ValueError(f"slurm max_num_timeout={max_num_timeout!r} must be an integer >= 0")
-    params = {}
+    params: dict[str, Any] = {}
     for key, value in options.items():
         if value is None:
             continue
@@ -138,7 +153,7 @@ def slurm_parameters(slurm: dict[str, Any] | None) -> tuple[dict[str, Any], int]
 
 
 def make_executor(executor: str, folder: Path, *, slurm: dict[str, Any] | None = None,
-                  dependency: list[str] | None = None):
+                  dependency: list[str] | None = None, presets: Iterable[str] = ("paper",)):
     """A configured submitit executor; Slurm options submitit rejects become a ValueError with the fix."""
     if executor == "submitit-local":
         ex = submitit.LocalExecutor(folder=folder)
@@ -146,7 +161,7 @@ def make_executor(executor: str, folder: Path, *, slurm: dict[str, Any] | None =
         return ex
     if executor != "slurm":
         raise ValueError(f"unknown executor {executor!r}; choose 'local', 'submitit-local' or 'slurm'")
-    params, max_num_timeout = slurm_parameters(slurm)
+    params, max_num_timeout = slurm_parameters(slurm, presets)
     if submitit.SlurmExecutor.affinity() <= 0:
         raise ValueError("executor='slurm' needs Slurm: run this on a login node of the cluster (srun and sbatch "
                          "on PATH); on this machine use executor='submitit-local' or 'local'")
@@ -207,24 +222,16 @@ def _pid_alive(pid: int) -> bool:
 def _alive(entries: list[dict[str, Any]]) -> list[bool]:
     """Whether each entry's job is still pending or running."""
     out = []
-    slurm_ids = {e["job_id"] for e in entries if e["executor"] == "slurm" and e["job_id"] not in _JOBS}
-    states: dict[str, str] = {}
-    if slurm_ids:
-        watcher = submitit.SlurmJob.watcher
-        for jid in slurm_ids:
-            watcher.register_job(jid)
-        watcher.update()
-        states = {jid: watcher.get_state(jid, mode="cache") for jid in slurm_ids}
+    slurm_ids = {e["job_id"] for e in entries if e["executor"] == "slurm"}
+    states = scheduler.states(slurm_ids) if slurm_ids else {}
     for e in entries:
         job = _JOBS.get(e["job_id"])
-        if job is not None:
-            out.append(not job.done())
-        elif submitit.core.utils.JobPaths(e["folder"], e["job_id"], 0).result_pickle.exists():
+        if submitit.core.utils.JobPaths(e["folder"], e["job_id"], 0).result_pickle.exists():
             out.append(False)
         elif e["executor"] == "submitit-local":
-            out.append(_pid_alive(int(e["job_id"])))
+            out.append(not job.done() if job is not None else _pid_alive(int(e["job_id"])))
         else:
-            out.append(states.get(e["job_id"], "UNKNOWN").split()[0].upper() in _ALIVE_SLURM)
+            out.append(scheduler.alive(states.get(e["job_id"])))
     return out
 
 
@@ -244,18 +251,22 @@ def inflight(root: Path) -> dict[str, dict[str, Any]]:
 class Submitter:
     """Submits what is missing and not in flight, then (``wait``) follows it until it lands."""
 
-    def __init__(self, executor: str, root: Path, *, slurm: dict[str, Any] | None = None, max_parallel: int = 2):
+    def __init__(self, executor: str, root: Path, *, slurm: dict[str, Any] | None = None, max_parallel: int = 2,
+                 presets: Iterable[str] = ("paper",)):
         root = Path(root).absolute()  # jobs may start elsewhere (another node, another working folder)
         self.executor, self.root, self.folder = executor, root, root / "_jobs"
-        self.slurm, self.max_parallel = slurm, max_parallel
+        self.slurm, self.max_parallel, self.presets = slurm, max_parallel, tuple(presets)
         self.executor_for()  # every option is checked now, before anything is submitted
+        if executor == "slurm":
+            scheduler.check_reachable()
         local = executor == "submitit-local"
         self.threads = max(1, (os.cpu_count() or 1) // max_parallel) if local else None
         self.slots = max_parallel if local else None
-        self.poll_s = 1.0 if local else 15.0
+        self.poll_s = 1.0 if local else float((slurm or {}).get("poll_s", SLURM_DEFAULTS["poll_s"]))
 
     def executor_for(self, dependency: list[str] | None = None):
-        return make_executor(self.executor, self.folder, slurm=self.slurm, dependency=dependency)
+        return make_executor(self.executor, self.folder, slurm=self.slurm, dependency=dependency,
+                             presets=self.presets)
 
     def submit(self, sup: list[specs.Supervised], groups: list[list[specs.Distill]], *, wait: bool = True,
                progress: bool = True) -> list[Any]:
@@ -271,8 +282,8 @@ class Submitter:
         jobs = self._submit(first)
         if second:
             if self.executor == "slurm":
-                deps = {j.job_id.split("_")[0] for j, _ in jobs} | {busy[r]["job_id"].split("_")[0]
-                                                                   for r in needed if r in busy}
+                deps = {scheduler.job_number(j.job_id) for j, _ in jobs} | {
+                    scheduler.job_number(busy[r]["job_id"]) for r in needed if r in busy}
                 jobs += self._submit(second, dependency=sorted(deps))
             else:
                 if wait:  # locally, a distillation job would only sit on its slot waiting for the teacher
@@ -299,8 +310,13 @@ class Submitter:
                     (run.path / "error.json").unlink(missing_ok=True)
         ex = self.executor_for(dependency)
         args = [[specs.to_dict(s) for s in p] for p in payloads]
-        with ex.batch():  # one Slurm array per wave
-            jobs = [ex.submit(Job(), a, str(self.root), self.threads, self.slots) for a in args]
+        try:
+            with ex.batch():  # one Slurm array per wave
+                jobs = [ex.submit(Job(), a, str(self.root), self.threads, self.slots) for a in args]
+        except submitit.core.utils.FailedJobError as e:  # sbatch said no: which option, and the fix
+            if self.executor != "slurm":
+                raise
+            raise scheduler.sbatch_refusal(str(e), slurm_defaults(self.presets) | (self.slurm or {})) from None
         pairs = [(job, [specs.run_id(s) for s in p]) for job, p in zip(jobs, payloads)]
         with _registry(self.root) as entries:
             for job, ids in pairs:
@@ -310,6 +326,19 @@ class Submitter:
                                     "time": time.time()}
         return pairs
 
+    def _states(self, jobs) -> dict[str, str]:
+        """State of each job of this call: "DONE" once its result is written, else what the scheduler says."""
+        states = {}
+        for job, _ in jobs:
+            if job.paths.result_pickle.exists():
+                states[job.job_id] = "DONE"
+            elif self.executor == "submitit-local":
+                states[job.job_id] = "ENDED" if job.done() else "RUNNING"
+        rest = {job.job_id for job, _ in jobs if job.job_id not in states}
+        if rest:  # a job that can never start is cancelled and raised as a ValueError naming the option
+            states.update(scheduler.states(rest, slurm_defaults(self.presets) | (self.slurm or {})))
+        return states
+
     def _follow(self, jobs, busy: dict[str, dict[str, Any]], ids: list[str], bar) -> None:
         """Until every run of ``ids`` has landed (done or failed) or no job that could land it is alive."""
         others = {e["job_id"]: e for rid, e in busy.items() if rid in ids}
@@ -318,10 +347,10 @@ class Submitter:
             landed = sum(_landed(self.root / rid) for rid in ids)
             if landed > bar.n:
                 bar.update(landed - bar.n)
-            running = [j for j, _ in jobs if not j.done()]
+            running = [j for j, st in self._states(jobs).items() if scheduler.alive(st)]
             if landed == len(ids):
                 # a job writes its runs' records, then ends: give it a moment, so that the next call
-                # does not find it in flight (Slurm's accounting may lag behind: do not wait for that)
+                # does not find it in flight
                 all_landed = all_landed or time.time()
                 if not running or time.time() - all_landed > 30:
                     return
@@ -334,15 +363,19 @@ class Submitter:
             time.sleep(self.poll_s)
 
     def _record_lost(self, jobs) -> None:
-        """A job that died without recording (killed, out of memory, broken environment): say so per run."""
+        """A job that died without recording (killed, out of memory, broken environment): say so per run.
+
+        A cancelled job is no failure of its runs: they stay not done, and the next ``ensure``
+        resumes them from their checkpoints.
+        """
+        states = self._states(jobs)
         for job, ids in jobs:
-            if not job.done():
-                continue
             lost = [rid for rid in ids if not _landed(self.root / rid)]
-            if not lost:
+            state = states.get(job.job_id, "")
+            if not lost or scheduler.alive(state) or state.startswith("CANCELLED"):
                 continue
-            exc = job.exception()
-            text = str(exc) if exc is not None else f"job {job.job_id} ended ({job.state}) without finishing the run"
+            exc = job.exception() if state == "DONE" or self.executor == "submitit-local" else None
+            text = str(exc) if exc is not None else f"job {job.job_id} ended ({state}) without finishing the run"
             for rid in lost:
                 spec_file = self.root / rid / "spec.json"
                 if not spec_file.is_file():

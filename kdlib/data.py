@@ -22,6 +22,7 @@ import gzip
 import hashlib
 import os
 import pickle
+import signal
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -918,8 +919,13 @@ class EpochSampler(Sampler):
 
 
 def _seed_worker(worker_id: int) -> None:
-    """DataLoader seeds torch and ``random`` in each worker from its generator; numpy too, here."""
+    """DataLoader seeds torch and ``random`` in each worker from its generator; numpy too, here.
+
+    Workers also ignore Slurm's USR2 (sent to every process of a job): the forked copy of
+    submitit's handler would checkpoint and requeue the job once per worker.
+    """
     np.random.seed(torch.initial_seed() % (1 << 32))
+    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
 
 
 def make_loader(dataset: Dataset, batch_size: int, *, train: bool, seed: int = 0, epoch: int = 0,

@@ -104,6 +104,19 @@ def _hub_name(arch: Arch, init: str) -> str:
     return init.split(":", 1)[1]
 
 
+def hub_tag(name: str, preset: str, init: str) -> str:
+    """The timm tag that ``create(name, preset=preset, init=init)`` downloads (init: 'hub' or 'hub:<tag>')."""
+    return _hub_name(check_arch(name, preset), init)
+
+
+def fetch_hub_weights(tag: str) -> None:
+    """Download timm's weights of ``tag`` into the Hugging Face (or torch hub) cache, as ``create`` would.
+
+    Raises what timm and huggingface_hub raise when the hub is unreachable and the cache lacks them.
+    """
+    timm.create_model(tag, pretrained=True)
+
+
 def create(name: str, num_classes: int, *, preset: str = "mini", init: str = "random",
            state: dict[str, torch.Tensor] | None = None) -> Classifier:
     """Build ``name`` for ``num_classes`` classes.

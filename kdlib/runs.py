@@ -17,6 +17,7 @@ again. A killed run resumes from its last good checkpoint (``kdlib.store``).
 from __future__ import annotations
 
 import contextlib
+import threading
 import warnings
 from collections import defaultdict
 from pathlib import Path
@@ -27,6 +28,9 @@ from tqdm.auto import tqdm
 from kdlib import data, models, preflight, specs, train
 from kdlib.specs import EXECUTORS
 from kdlib.store import DiskFull, RunDir, Untrusted, check_root, load_results
+# Set in a job that Slurm is stopping (SIGTERM: requeue, preemption, scancel, time limit): errors
+# from then on (its data loader workers die first) are the kill's, not the run's, so none is recorded.
+TERMINATING = threading.Event()
 
 
 def materialize(spec: specs.Init, root: str | Path | None = None, *, device=None, progress: bool = True,
@@ -51,7 +55,8 @@ def materialize(spec: specs.Init, root: str | Path | None = None, *, device=None
                     try:
                         train.supervised(spec, run, init_state=init_state, device=device, progress=progress)
                     except Exception as e:  # an interrupt or a preemption is not a failure of the run
-                        run.fail(e)
+                        if not TERMINATING.is_set():
+                            run.fail(e)
                         raise
         try:
             return run.weights()
@@ -85,7 +90,7 @@ def run_group(group: list[specs.Distill], root: str | Path | None = None, *, dev
     except Exception as e:
         for r in runs:
             with r.lock(blocking=False) as held:
-                if held and not r.done:  # a run someone else holds is theirs to record
+                if held and not r.done and not TERMINATING.is_set():  # a run someone else holds is theirs
                     r.fail(e)
         raise
     errors = []
@@ -105,7 +110,8 @@ def run_group(group: list[specs.Distill], root: str | Path | None = None, *, dev
                               device=device, progress=progress)
             except Exception as e:  # noqa: BLE001 - recorded per run, raised below
                 for r in same:
-                    r.fail(e)
+                    if not TERMINATING.is_set():
+                        r.fail(e)
                 errors.append(e)
     if errors:
         raise errors[0]
@@ -148,6 +154,57 @@ def prerequisites(sup: list[specs.Supervised], groups: list[list[specs.Distill]]
     return needed
 
 
+def hub_weights(spec_list: Iterable[specs.Spec], root: str | Path | None = None) -> dict[str, list[str]]:
+    """timm tags the missing runs of ``spec_list`` start from, each with the runs that need it."""
+    needs: dict[str, list[str]] = defaultdict(list)
+
+    def visit(spec, arch: str, preset: str, init) -> None:
+        if isinstance(init, specs.Supervised):
+            walk(init)
+        elif isinstance(init, str) and init.startswith("hub"):
+            needs[models.hub_tag(arch, preset, init)].append(f"{arch} {specs.run_id(spec)} on {spec.dataset}")
+
+    def walk(spec) -> None:
+        if RunDir(spec, root).done:
+            return
+        if isinstance(spec, specs.Supervised):
+            visit(spec, spec.arch, spec.preset, spec.init)
+        else:
+            walk(spec.teacher)
+            visit(spec, spec.student, spec.preset, spec.student_init)
+
+    for spec in spec_list:
+        walk(spec)
+    return {tag: list(dict.fromkeys(who)) for tag, who in needs.items()}
+
+
+def fetch_hub_weights(spec_list: Iterable[specs.Spec], root: str | Path | None = None) -> None:
+    """Every hub weight a grid needs, into the cache here (compute nodes often have no internet).
+
+    Fails at once, before anything trains or is submitted, naming each missing tag and the ways out.
+    """
+    missing = {}
+    for tag, who in hub_weights(spec_list, root).items():
+        try:
+            models.fetch_hub_weights(tag)
+        except Exception as e:  # noqa: BLE001 - every missing tag is reported at once below
+            reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            missing[tag] = f"  {tag} (for {', '.join(who[:3])}{' ...' if len(who) > 3 else ''}): " \
+                           f"{type(e).__name__}: {reason[:200]}"
+    if missing:
+        from huggingface_hub import constants
+
+        raise ValueError(
+            f"{len(missing)} hub weight(s) this grid starts from are not available on this machine, so nothing was "
+            "trained or submitted:\n" + "\n".join(missing.values()) + "\nkdlib fetches hub weights on the "
+            "submitting machine first, into the Hugging Face cache, because compute nodes often have no internet; "
+            f"the nodes must see the same cache (a shared home, or HF_HOME on a shared file system). Ways out:\n"
+            "  - run ensure once where the hub is reachable: it fills the cache;\n"
+            f"  - copy a filled cache from a connected machine to {constants.HF_HUB_CACHE} and set HF_HUB_OFFLINE=1;\n"
+            "  - download the weight file on a connected machine and start from it: init='file:<path>' "
+            "(specs.pretrained(..., tag='file:<path>'), or student_init='file:<path>').")
+
+
 def _check(spec_list: Any, executor: str, max_parallel: Any) -> list[specs.Spec]:
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; choose one of {EXECUTORS} ('local' trains in this "
@@ -185,8 +242,10 @@ def ensure(spec_list: Iterable[specs.Spec], *, executor: str = "local", root: st
     submitter = None
     if executor != "local":
         from kdlib import cluster
-        submitter = cluster.Submitter(executor, root, slurm=slurm, max_parallel=max_parallel)  # validates
+        submitter = cluster.Submitter(executor, root, slurm=slurm, max_parallel=max_parallel,  # validates
+                                      presets={s.preset for s in spec_list})
     sup, groups = plan(spec_list, root, retry_failed=retry_failed)
+    fetch_hub_weights([*sup, *(s for g in groups for s in g)], root)
     for spec in [*sup, *(s for g in groups for s in g)]:
         RunDir(spec, root).declare()  # pending rows show up in load_results at once
     if sup or groups:

@@ -148,12 +148,13 @@ def test_a_failing_job_records_the_traceback_and_retries_on_request(landed):
 # ----------------------------------------------------------------------------- Slurm, without Slurm
 
 class FakeSlurm:
-    """sbatch records the script and answers a job id; sacct reports every job in one state."""
+    """sbatch records the script and answers a job id; squeue reports every job in one state."""
 
-    def __init__(self):
+    def __init__(self, run):
         self.scripts: list[str] = []
         self.state = "RUNNING"
         self._next = 4242
+        self._run = run
 
     def command_function(self, command, **kwargs):
         assert command[0] == "sbatch", command
@@ -163,23 +164,25 @@ class FakeSlurm:
             return f"Submitted batch job {self._next - 1}\n"
         return run
 
-    def check_output(self, command, **kwargs):
-        assert command[0] == "sacct", command
-        ids = [command[i + 1] for i, c in enumerate(command) if c == "-j"]
-        lines = ["JobID|State|NodeList"]
-        for jid in ids:
-            lines += [f"{jid}|{self.state}|node1"] + [f"{jid}_{a}|{self.state}|node1" for a in range(8)]
-        return "\n".join(lines).encode()
+    def run(self, command, **kwargs):
+        if command[0] == "sinfo":
+            return subprocess.CompletedProcess(command, 0, stdout="gpu|8|64000|gpu:4\n", stderr="")
+        if command[0] != "squeue":
+            return self._run(command, **kwargs)
+        lines = []
+        for jid in range(4242, self._next):
+            lines += [f"{jid}|{self.state}|None"] + [f"{jid}_{a}|{self.state}|None" for a in range(8)]
+        return subprocess.CompletedProcess(command, 0, stdout="\n".join(lines), stderr="")
 
 
 @pytest.fixture
 def fake_slurm(monkeypatch):
-    fake = FakeSlurm()
+    fake = FakeSlurm(subprocess.run)
     which = shutil.which
     monkeypatch.setattr(shutil, "which", lambda name, *a, **k: f"/usr/bin/{name}" if name in ("srun", "sbatch")
                         else which(name, *a, **k))
     monkeypatch.setattr(submitit.core.utils, "CommandFunction", fake.command_function)
-    monkeypatch.setattr(subprocess, "check_output", fake.check_output)
+    monkeypatch.setattr(subprocess, "run", fake.run)
     monkeypatch.setattr(submitit.SlurmJob, "watcher", type(submitit.SlurmJob.watcher)(delay_s=600))
     monkeypatch.setattr(cluster, "_JOBS", {})
     return fake
@@ -196,10 +199,12 @@ def test_the_slurm_array_of_a_grid(tmp_path, grid, fake_slurm):
     frame = runs.ensure(grid, executor="slurm", root=root, wait=False, progress=False, slurm=options)
     assert set(frame["status"]) == {"pending"} and len(frame) == 4
     teacher_script, array_script = fake_slurm.scripts
-    common = {"#SBATCH --partition=gpu", "#SBATCH --gpus-per-node=1", "#SBATCH --cpus-per-task=8",
-              "#SBATCH --mem=32GB", "#SBATCH --time=720", "#SBATCH --signal=USR2@90", "#SBATCH --job-name=kdlib",
+    # a mini grid is a CPU job: no GPU line (issue 18: a GPU request a CPU partition cannot place fails sbatch)
+    common = {"#SBATCH --partition=gpu", "#SBATCH --cpus-per-task=2",
+              "#SBATCH --mem=4GB", "#SBATCH --time=720", "#SBATCH --signal=USR2@90", "#SBATCH --job-name=kdlib",
               "#SBATCH --reservation=kd", "#SBATCH --qos=high", "#SBATCH --nodes=1"}
     assert common <= sbatch_lines(teacher_script) and common <= sbatch_lines(array_script)
+    assert not any("gpus" in line for line in sbatch_lines(teacher_script) | sbatch_lines(array_script))
     assert not any("--array" in line for line in sbatch_lines(teacher_script))
     assert "#SBATCH --array=0-1%1" in sbatch_lines(array_script)  # two shared passes, one at a time
     assert "#SBATCH --dependency=afterany:4242" in sbatch_lines(array_script)  # after the teacher's job
@@ -221,17 +226,27 @@ def test_the_slurm_array_of_a_grid(tmp_path, grid, fake_slurm):
         assert {specs.run_id(specs.from_dict(d)) for d in payload} == by_job[job_id]
         assert len({specs.from_dict(d).share_key for d in payload}) == 1
 
-    # In flight (sacct says RUNNING): a rerun, here or from another process, submits nothing.
+    # In flight (squeue says RUNNING): a rerun, here or from another process, submits nothing.
     runs.ensure(grid, executor="slurm", root=root, wait=False, progress=False, slurm=options)
     cluster._JOBS.clear()
     runs.ensure(grid, executor="slurm", root=root, wait=False, progress=False, slurm=options)
     assert len(fake_slurm.scripts) == 2
     # Jobs that ended without landing their runs (cancelled, say) are submitted again.
-    fake_slurm.state = "CANCELLED by 1000"
-    submitit.SlurmJob.watcher.clear()
+    fake_slurm.state = "CANCELLED"
     cluster._JOBS.clear()
     runs.ensure(grid, executor="slurm", root=root, wait=False, progress=False, slurm=options)
     assert len(fake_slurm.scripts) == 4
+
+
+def test_the_paper_preset_asks_a_gpu_and_the_mini_preset_does_not():
+    paper, _ = cluster.slurm_parameters(None, ["paper"])
+    assert (paper["gpus_per_node"], paper["cpus_per_task"], paper["mem_gb"]) == (1, 8, 32)
+    mini, _ = cluster.slurm_parameters(None, ["mini"])
+    assert "gpus_per_node" not in mini and (mini["cpus_per_task"], mini["mem_gb"]) == (2, 4)
+    mixed, _ = cluster.slurm_parameters(None, ["mini", "paper"])  # the most demanding preset of a grid
+    assert mixed["gpus_per_node"] == 1
+    asked, _ = cluster.slurm_parameters({"gpus_per_node": 2, "mem_gb": 1}, ["mini"])  # what is asked wins
+    assert (asked["gpus_per_node"], asked["mem_gb"]) == (2, 1)
 
 
 # ----------------------------------------------------------------------------- bad input
@@ -255,6 +270,7 @@ def test_bad_executor_input_is_a_value_error_before_anything_runs(tmp_path, grid
     ({"gpus": 2}, "(?s)submitit rejected.*Unknown argument 'gpus'.*additional_parameters"),
     ({"mem_gb": "lots"}, "(?s)submitit rejected.*mem_gb"),
     ({"nodes": 4}, "one process on one node"),
+    ({"poll_s": 0}, "poll_s=0"),
     ("gpu", "must be a dict"),
 ])
 def test_slurm_options_submitit_rejects_are_value_errors_with_the_fix(tmp_path, grid, fake_slurm, options, match):
