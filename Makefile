@@ -59,13 +59,13 @@ findings: $(STAMP)
 	$(PY) -m kdlib.findings
 
 test: $(STAMP)
-	@.ci/system-deps data chromium
+	@.ci/system-deps data chromium slurm
 	$(PY) -m pytest -q
 
 # Unit tests: nothing that trains, runs a notebook, drives a browser or is marked slow (about 2 CPU minutes).
 test-fast: $(STAMP)
 	@.ci/system-deps data
-	$(PY) -m pytest -q -m "not training and not browser and not notebook and not slow"
+	$(PY) -m pytest -q -m "not training and not browser and not notebook and not slow and not slurm"
 
 bench: $(STAMP)
 	$(PY) -m kdlib.bench

@@ -72,8 +72,9 @@ def test_an_unknown_requirement_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize("target, first, then", [
-    ("test", ".ci/system-deps data chromium", "pytest"),
-    ("test-fast", ".ci/system-deps data", "pytest -q -m \"not training and not browser and not notebook and not slow\""),
+    ("test", ".ci/system-deps data chromium slurm", "pytest"),
+    ("test-fast", ".ci/system-deps data",
+     "pytest -q -m \"not training and not browser and not notebook and not slow and not slurm\""),
     ("demo", ".ci/system-deps data", "papermill"),
 ])
 def test_make_targets_install_what_they_need_before_running(target, first, then):
