@@ -31,7 +31,7 @@ from PIL import Image
 
 from kdlib import cluster, runs, specs, store
 
-pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.training]
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "local_slurm.sh"
 OPTIONS = {"cpus_per_task": 1, "mem_gb": 1, "poll_s": 1, "timeout_min": 10}
 TIMINGS: dict[str, float] = {}
@@ -312,13 +312,13 @@ def test_a_job_past_its_time_limit_is_requeued_by_submitit_and_finishes(slurm_cl
 # ----------------------------------------------------------------------------- failures, cancellation
 
 def test_a_failing_teacher_job_records_its_traceback_and_the_dependent_array_ends(slurm_cluster, root, teacher):
-    bad = dataclasses.replace(teacher, dataset="imagefolder:/nonexistent/kdlib-images")
+    bad = dataclasses.replace(teacher, init="file:/nonexistent/kdlib-teacher.pth")  # fails in the job, not before
     grid = specs.grid(distill(bad), temperature=[2.0, 3.0])
-    with timed("failure (bad data in the teacher job)"), pytest.warns(RuntimeWarning, match="retry_failed=True"):
+    with timed("failure (a missing weight file in the teacher job)"), pytest.warns(RuntimeWarning, match="retry_failed=True"):
         frame = runs.ensure(grid, executor="slurm", root=root, progress=False, slurm=OPTIONS)
     assert set(frame["status"]) == {"failed"}
     error = store.RunDir(bad, root).error()
-    assert "Traceback" in error["traceback"] and "/nonexistent/kdlib-images" in error["error"]
+    assert "Traceback" in error["traceback"] and "/nonexistent/kdlib-teacher.pth" in error["error"]
     for spec in grid:  # the students say why: their teacher failed
         assert "failed" in store.RunDir(spec, root).error()["error"]
     wait_for(lambda: not alive_jobs(root), timeout=60)  # nothing left hanging in the queue
