@@ -40,6 +40,13 @@ def present(frame: pd.DataFrame, columns: Sequence[str]) -> list[str]:
     return [c for c in columns if c in frame.columns]
 
 
+def where(frame: pd.DataFrame, **equal: Any) -> pd.DataFrame:
+    """The rows of ``frame`` whose columns equal the given values, e.g. ``where(results, granularity="fine")``."""
+    for column, value in equal.items():
+        frame = frame[frame[column] == value]
+    return frame
+
+
 def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 

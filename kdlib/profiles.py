@@ -56,3 +56,15 @@ def sample_numbers(z: torch.Tensor, t: float, class_names: Sequence[str]) -> dic
     p = torch.softmax(z.double() / t, dim=0)
     return {"sample_entropy": metrics.entropy(p).item(), "sample_top_probability": p.max().item(),
             "sample_prediction": class_names[int(p.argmax())]}
+
+
+def gaps_table(logits: torch.Tensor, temperatures: Iterable[float], entropies: bool = True) -> pd.DataFrame:
+    """Per T: the argmax-vs-next gap and the bottom classes' spread of the average profile (Sect. 4.2), and H_all, H_-max."""
+    rows = []
+    for t in temperatures:
+        row = {"T": t, **metrics.profile_gaps(logits, t)}
+        if entropies:
+            row.update({"H_all": metrics.relative_entropy(logits, t),
+                        "H_-max": metrics.relative_entropy_without_max(logits, t)})
+        rows.append(row)
+    return pd.DataFrame(rows)

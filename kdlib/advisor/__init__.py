@@ -17,7 +17,8 @@ from kdlib.advisor.calibration import (LAMBDAS, MIN_SETUPS, T_MAX, T_MIN, Calibr
                                        calibrate, current_calibration, fit_calibration, load_calibration, regret_at,
                                        sweeps)
 from kdlib.advisor.diagnostics import TOP_K, Diagnostics, class_map_from_logits, diagnose, diagnostics_from_logits
-from kdlib.advisor.evaluation import STRATEGIES, leave_one_setup_out, regret_summary, where_it_loses
+from kdlib.advisor.evaluation import (LOSO_COLUMNS, STRATEGIES, advice_table, example_setups, leave_one_setup_out,
+                                      regret_summary, stored_sweeps, validation_lines, weights_table, where_it_loses)
 from kdlib.advisor.rules import (FEATURE_COLUMNS, FEATURE_NAMES, FEATURES, FINDINGS, PRIOR, REFERENCE_BATCH, RULES,
                                  Reason, Rule, Setting, halvings_short, rules_table)
 from kdlib.traits import Overlap, baseline_epochs, class_overlap, granularity, known_overlap
@@ -28,4 +29,5 @@ __all__ = ["advise", "recommend", "diagnose", "diagnostics_from_logits", "class_
            "baseline_epochs", "Advice", "Reason", "Diagnostics", "Overlap", "Calibration", "Setting", "Rule", "RULES",
            "FEATURES", "FINDINGS", "PAPER_TEMPERATURES", "STRATEGIES", "T_MIN", "T_MAX", "MIN_SETUPS", "LAMBDAS",
            "TOP_K", "REFERENCE_BATCH", "FEATURE_NAMES", "FEATURE_COLUMNS", "PRIOR", "advisor_dir", "regret_at",
-           "halvings_short", "_fingerprint"]
+           "halvings_short", "_fingerprint", "LOSO_COLUMNS", "advice_table", "example_setups", "stored_sweeps",
+           "validation_lines", "weights_table"]

@@ -85,3 +85,79 @@ def where_it_loses(loso, against: Sequence[str] = ("fixed T=4", "fixed T=1", "be
             lines.append(f"{r['setup']}: advised T={r['T advisor']:g} (best {r['best_temperature']:g}), regret "
                          f"{r['regret advisor']:.2f} pp; beaten by " + ", ".join(beaten))
     return lines
+
+
+# ----------------------------------------------------------------------------- notebook 07's tables and sentences
+
+def stored_sweeps(store_root=None, preset: str | None = None):
+    """The results frame of the store (``preset``'s runs only, unless None) and its ``sweeps`` table."""
+    from kdlib import store
+
+    frame = store.load_results(store_root)
+    if preset is not None and "preset" in frame:
+        frame = frame[frame["preset"] == preset]
+    return frame, sweeps(frame)
+
+
+def example_setups(preset: str | None = "mini") -> dict[str, dict[str, Any]]:
+    """Typical setups described by hand (no teacher pass): ``recommend`` keyword arguments by name."""
+    from kdlib import specs
+
+    p = specs.preset(preset or "mini")
+    fine = p.datasets[0]                      # mini: fmnist-fine, paper: pets
+    base = p.distill_epochs.get(fine, 30)     # the preset's distillation length for it
+    common = dict(dataset=fine, preset=p.name, calibration=None, temperatures=p.temperatures)
+    pretrained = dict(teacher_origin="finetuned", fine_grained=True, class_overlap=1.0)
+    setups = {
+        "pretrained teacher, short finetune, AdamW": dict(pretrained, h_all=0.45, h_minus_max=0.70),
+        "same, long finetune (H_-max near 1)": dict(pretrained, h_all=0.20, h_minus_max=0.97),
+        "coarse classes": dict(pretrained, fine_grained=False, h_all=0.40, h_minus_max=0.75),
+        "classes the pretraining never separated": dict(pretrained, class_overlap=0.2, h_all=0.40, h_minus_max=0.80),
+        "teacher trained from scratch": dict(teacher_origin="scratch", fine_grained=True, h_all=0.25,
+                                             h_minus_max=0.95),
+        "SGD, 1/8 of the schedule, batch 256": dict(pretrained, h_all=0.45, h_minus_max=0.75, optimizer="sgd",
+                                                    epochs=max(1, base // 8), batch_size=256),
+        "SGD, full schedule": dict(pretrained, h_all=0.45, h_minus_max=0.75, optimizer="sgd"),
+    }
+    return {name: {**common, "optimizer": "adamw", "epochs": base, **s} for name, s in setups.items()}
+
+
+def advice_table(advices: Mapping[str, Any]):
+    """One row per named advice: advised T, unrounded T, range, confidence."""
+    import pandas as pd
+
+    return pd.DataFrame([{"setup": n, "advised T": a.temperature, "unrounded T": round(a.raw, 1),
+                          "range": f"{a.low:g}-{a.high:g}", "confidence": a.confidence} for n, a in advices.items()])
+
+
+def weights_table(cal: Calibration):
+    """Each rule's weight beside its calibrated weight."""
+    import pandas as pd
+
+    from kdlib.advisor.rules import rules_table
+
+    rules = rules_table()
+    return pd.DataFrame({"rule weight": rules.set_index("feature")["weight (log2 T)"],
+                         "calibrated": pd.Series(cal.coef, index=rules["feature"])})
+
+
+LOSO_COLUMNS = ["setup", "best_temperature", "T advisor", "regret advisor", "regret rules only", "regret fixed T=4",
+                "regret fixed T=1", "T best single T", "regret best single T", "basis"]
+
+
+def validation_lines(loso, min_setups: int) -> list[str]:
+    """What the leave-one-setup-out numbers say, in sentences (and why there are none)."""
+    if len(loso) == 0:
+        return ["The store holds no temperature sweep yet (a setup needs vanilla KD at >= 2 temperatures), so there "
+                "is nothing to validate: the advice above is the rules alone. Run notebooks 00, 02, 04-06 to fill the "
+                "store."]
+    out = []
+    if len(loso) < min_setups + 1:
+        out.append(f"Only {len(loso)} sweep(s): every held-out setup sees fewer than {min_setups} others, so the "
+                   "advisor column is the rules alone. Treat these numbers as anecdotes.")
+    lines = where_it_loses(loso)
+    s = regret_summary(loso).set_index("strategy")["mean regret (pp)"]
+    out.append(f"Mean regret: advisor {s['advisor']:.2f} pp, rules only {s['rules only']:.2f}, "
+               f"fixed T=4 {s['fixed T=4']:.2f}, fixed T=1 {s['fixed T=1']:.2f}, best single T {s['best single T']:.2f}.")
+    out.append(f"The advisor loses to a simple rule on {len(lines)} of {len(loso)} setups" + (":" if lines else "."))
+    return out + [f" - {line}" for line in lines]
