@@ -37,15 +37,14 @@ class Report:
         return self.values[name] if name in self.values else self.tables[name]
 
 
-def quickstart(results: pd.DataFrame, teachers: pd.DataFrame) -> Report:
-    """Notebook 00: the teachers, the sweep, and the student on labels alone."""
+def quickstart(results: pd.DataFrame) -> Report:
+    """Notebook 00: the sweep, and the student on labels alone."""
     students = store.finished(results, "distill").sort_values("temperature")
     reference = float(analysis.where(store.finished(results), kind="supervised")["test_acc"].iloc[0])
     best = analysis.best_row(students)
     line = (f"student on labels alone: {reference:.2f}%  |  best distilled: {students['test_acc'].max():.2f}% "
             f"at T={best['temperature']:g}")
-    return Report({"teachers": teachers[[c for c in TEACHER_COLUMNS if c in teachers]],
-                   "students": students[["temperature", "test_acc", "train_seconds"]]}, [line],
+    return Report({"students": students[["temperature", "test_acc", "train_seconds"]]}, [line],
                   {"students": students, "reference": reference, "best_T": float(best["temperature"])})
 
 

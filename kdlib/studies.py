@@ -48,8 +48,8 @@ class Grid:
 
     @property
     def specs(self) -> list:
-        """Everything ``runs.ensure`` should make sure exists (teachers are trained on the way)."""
-        return [*dict.fromkeys([*self.teachers, *self.runs, *self.references])]
+        """What ``runs.ensure`` should make sure exists: the runs and the references (teachers train on the way)."""
+        return [*self.runs, *self.references]
 
     def __str__(self) -> str:
         passes = len({s.share_key for s in self.runs})

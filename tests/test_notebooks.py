@@ -46,3 +46,32 @@ def test_committed_notebooks_have_no_outputs_and_a_parameters_cell():
         code = [c for c in nb["cells"] if c["cell_type"] == "code"]
         assert not any(c.get("outputs") or c.get("execution_count") for c in code), path.name
         assert any("parameters" in c.get("metadata", {}).get("tags", []) for c in code), path.name
+
+
+def test_notebooks_are_thin_one_check_one_grid_builder_no_pandas_analysis():
+    """Prose, the literal parameters, one check, one kdlib grid builder, runs.ensure, charts, an explorer."""
+    for path in sorted(NOTEBOOKS.glob("*.ipynb")):
+        nb = json.loads(path.read_text())
+        code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+        body = ["".join(c["source"]) for c in code if "parameters" not in c.get("metadata", {}).get("tags", [])]
+        text = "\n".join(body)
+        lines = [line for line in text.splitlines() if line.strip()]
+        assert len(lines) <= 35, (path.name, len(lines))
+        assert text.count("parameters.check(globals())") == 1, path.name
+        for forbidden in ("groupby", "pivot", ".merge(", "idxmax", "itertools"):
+            assert forbidden not in text, (path.name, forbidden)
+        assert nb["cells"][-1]["cell_type"] == "markdown" and "Findings" in "".join(nb["cells"][-1]["source"])
+        if not path.name.startswith("07"):
+            assert text.count("studies.build(studies.") == 1 and "runs.ensure(" in text, path.name
+            assert 'results_explorer(' in text and 'history="store"' in text, path.name
+            assert "train.predict" not in text and "load_model" not in text, path.name  # teachers via the store
+
+
+def test_quickstart_kd_approach_and_class_relationships_declare_the_common_parameters():
+    import papermill
+
+    common = {"preset", "datasets", "teachers", "students", "temperatures", "seeds", "executor", "slurm",
+              "output_dir", "pretrain_epochs", "distill_epochs", "teacher_epochs"}
+    for name in CASES:
+        declared = set(papermill.inspect_notebook(str(NOTEBOOKS / name)))
+        assert common <= declared, (name, common - declared)
