@@ -22,6 +22,7 @@ LAYER_OF = {  # module (or package) -> layer; a package's modules share its laye
     "kdlib.specs": "things", "kdlib.parameters": "things", "kdlib.data": "things", "kdlib.models": "things",
     "kdlib.traits": "things",
     "kdlib.store": "ground", "kdlib.io": "ground", "kdlib.paths": "ground", "kdlib.checks": "ground",
+    "kdlib.device": "ground", "kdlib.provenance": "ground",
 }
 MAX_FILE_LINES, MAX_FUNCTION_LINES = 400, 60
 
