@@ -51,8 +51,8 @@ BASE = dict(preset="mini", dataset="fmnist-fine", teacher="resnet50", student="r
             batch_size=None)
 
 MEASUREMENTS: tuple[Measurement, ...] = (
-    Measurement("base", "base"),
-    Measurement("base", "patient", {"preset": "patient"}),
+    Measurement("defaults", "base"),
+    Measurement("defaults", "patient", {"preset": "patient"}),
     *(Measurement("pretraining length", f"pretrain {e} ep", {"pretrain_epochs": e}) for e in (5, 10, 20)),
     Measurement("finetuning", "finetune 3 ep", {"finetune_epochs": 3}),
     Measurement("finetuning", "finetune 30 ep", {"finetune_epochs": 30}),
