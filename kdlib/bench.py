@@ -1,7 +1,7 @@
 """How much a shared pass saves, and what kdlib's loop costs over a bare one.
 
 ``python -m kdlib.bench`` times a K-temperature sweep (K = 1, 2, 4, 8) on the mini preset,
-trained (a) as K separate runs and (b) as one shared pass (``train.distill``: the batch
+trained (a) as K separate runs and (b) as one shared pass (``train.distill_pass``: the batch
 and the teacher's forward are computed once per step, then each of the K students takes
 its step). Inside the separate runs it measures, per batch, the teacher forward T, the
 data D (load, augment, MixUp/CutMix) and a student step S (the rest), whose ideal
@@ -15,9 +15,9 @@ epochs; no store, checkpoints, per-tensor clipping or per-sample seeding), and s
 where kdlib's extra time goes: ``bare_loop_ratio`` is bare seconds / kdlib seconds for
 the whole run (1.0: as fast), ``bare_loop_ratio_train_only`` the same for the steps alone.
 
-``separate_s`` / ``shared_s`` are the seconds of the training steps of ``train.fit``
+``separate_s`` / ``shared_s`` are the seconds of the training steps of ``train.train_pass``
 (from an epoch's first batch to its last step), the ``*_wall_s`` those of the whole
-``train.distill`` call (set-up, evaluation and checkpoints too). ``separate_s`` is K times
+``train.distill_pass`` call (set-up, evaluation and checkpoints too). ``separate_s`` is K times
 the median of the max(K) separate runs (identical work); every figure is a median,
 which resists a busy spell of the machine better than a mean.
 By default time is this process's CPU time with one torch thread: on a shared machine
@@ -62,6 +62,9 @@ class _Epochs:
     def __len__(self):
         return len(self.loader)
 
+    def __getattr__(self, name):  # sampler and generator, for ``data.reseed``
+        return getattr(self.loader, name)
+
     def __iter__(self):
         it, start = iter(self.loader), _clock()
         try:
@@ -97,8 +100,8 @@ def _wrap(owner: Any, name: str, totals: dict[str, float], key: str, stack: cont
 
 
 @contextlib.contextmanager
-def _instrument(totals: dict[str, float], teacher: torch.nn.Module) -> Iterator[None]:
-    """Time, inside ``train.fit``: epochs and loading, MixUp/CutMix, the teacher, clipping,
+def _instrument(totals: dict[str, float], teacher: torch.nn.Module | None = None) -> Iterator[None]:
+    """Time, inside ``train.train_pass``: epochs and loading, MixUp/CutMix, the teacher, clipping,
     evaluation and checkpoints (a few microseconds of overhead per call)."""
     make_loader, mixer = data.make_loader, train._mixer
 
@@ -125,20 +128,21 @@ def _instrument(totals: dict[str, float], teacher: torch.nn.Module) -> Iterator[
         data.make_loader, train._mixer = loader, timed_mixer
         stack.callback(setattr, data, "make_loader", make_loader)
         stack.callback(setattr, train, "_mixer", mixer)
-        stack.callback(teacher.register_forward_pre_hook(lambda *_: started.append(_clock())).remove)
-        stack.callback(teacher.register_forward_hook(lambda *_: _add(totals, "teacher_s",
-                                                                     _clock() - started.pop())).remove)
+        if teacher is not None:
+            stack.callback(teacher.register_forward_pre_hook(lambda *_: started.append(_clock())).remove)
+            stack.callback(teacher.register_forward_hook(lambda *_: _add(totals, "teacher_s",
+                                                                         _clock() - started.pop())).remove)
         yield
 
 
 def _distill(group: list[specs.Distill], teacher: torch.nn.Module) -> dict[str, float]:
-    """Where the time of one ``train.distill`` call (in a fresh store) goes; ``wall_s``: all of it."""
+    """Where the time of one ``train.distill_pass`` call (in a fresh store) goes; ``wall_s``: all of it."""
     totals: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="kdlib-bench-") as root, _instrument(totals, teacher):
         run_dirs = [store.RunDir(s, root) for s in group]
         start = _clock()
-        train.distill(group, run_dirs, teacher, student_states=[None] * len(group), device=torch.device("cpu"),
-                      progress=False)
+        train.distill_pass(group, run_dirs, teacher, student_states=[None] * len(group), device=torch.device("cpu"),
+                           progress=False, use_cache=False)
         totals["wall_s"] = _clock() - start
     return totals
 
@@ -289,6 +293,48 @@ def table(records: list[dict[str, Any]], profile: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def summarize(records: list[dict[str, Any]], args) -> dict[str, Any]:
+    """The issue-12 figures: shared-pass efficiency, notebook 02's grid both ways, overheads, compiling."""
+    import os
+
+    from kdlib import bench_grid
+
+    load = os.getloadavg()
+    k8 = max(records, key=lambda r: r["k"])
+    per_step = k8["shared_wall_s"] / (k8["k"] * k8["steps"])
+    bare = bench_grid.bare_step_s(args.batch_size)
+    out: dict[str, Any] = {"k8_shared_efficiency": k8["efficiency"], "k": k8["k"],
+                           "student_step_vs_bare": per_step / bare, "student_step_s": per_step, "bare_step_s": bare}
+    if args.grid_epochs:
+        g = bench_grid.grid02(args.grid_epochs, lambda totals: _instrument(totals))
+        key = "cpu_s" if args.clock == "cpu" else "wall_s"
+        new, today = g["new"], g["today"]
+        out.update({"grid02_speedup": today["wall_s"] / new["wall_s"], "grid02_speedup_cpu": today["cpu_s"] / new["cpu_s"],
+                    "grid02_teacher_forwards_ratio": new["teacher_forwards"] / today["teacher_forwards"],
+                    "epoch_overhead_fraction": 1 - new["train_steps_s"] / new[key],
+                    "epoch_evaluation_fraction": new.get("evaluation_s", 0.0) / new[key],
+                    "epoch_checkpoint_fraction": new.get("checkpoint_s", 0.0) / new[key],
+                    "today_overhead_fraction": 1 - today["train_steps_s"] / today[key], "grid02": g})
+    if args.compile:
+        teacher = models.create(args.teacher, data.dataset_info(args.dataset).num_classes)
+        c = bench_grid.compile_speedup(_specs(1, args), teacher)
+        out.update({"compile_speedup": c["compile_speedup"], "compile": c})
+    out.update({"threads": args.threads, "clock": args.clock, "grid_epochs": args.grid_epochs,
+                "load_before": list(load), "load_after": list(os.getloadavg())})
+    return out
+
+
+SUMMARY_KEYS = ("k8_shared_efficiency", "grid02_speedup", "grid02_teacher_forwards_ratio", "epoch_overhead_fraction",
+                "student_step_vs_bare", "compile_speedup")
+
+
+def summary_table(summary: dict[str, Any]) -> str:
+    rows = ["| key | value |", "|---|---|"]
+    rows += [f"| `{k}` | {summary[k]:.3f} |" if isinstance(summary.get(k), float) else f"| `{k}` | not measured |"
+             for k in SUMMARY_KEYS]
+    return "\n".join(rows)
+
+
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(prog="python -m kdlib.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--ks", type=int, nargs="+", default=[1, 2, 4, 8], help="sweep sizes K")
@@ -302,6 +348,12 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--dataset", default="fmnist-fine")
     parser.add_argument("--teacher", default="resnet50")
     parser.add_argument("--student", default="resnet18")
+    parser.add_argument("--grid-epochs", type=int, default=8,
+                        help="longest duration of notebook 02's grid (its default is 30; 0 skips the grid)")
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
+                        help="measure torch.compile (compile time included; minutes on a CPU)")
+    parser.add_argument("--summary", action=argparse.BooleanOptionalAction, default=True,
+                        help="write summary.json (the grid, the bare step, compiling)")
     parser.add_argument("--out", type=Path, default=None, help="folder of sweep.json (default outputs/bench)")
     args = parser.parse_args(argv)
     for name in ("epochs", "batch_size", "threads", "repeat"):
@@ -309,10 +361,13 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if any(k < 1 for k in args.ks):
         parser.error(f"--ks {args.ks}: every K must be at least 1")
+    if args.grid_epochs < 0:
+        parser.error("--grid-epochs must be 0 (skip) or more")
     args.ks = sorted(set(args.ks))
     old_threads = torch.get_num_threads()
     try:
         records, profile = run(args)
+        summary = summarize(records, args) if args.summary else None
     finally:
         torch.set_num_threads(old_threads)
     out = args.out or paths.outputs_dir() / "bench"
@@ -320,6 +375,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     store.atomic_write_json(out / "sweep.json", records)
     store.atomic_write_json(out / "profile.json", profile)
     print(table(records, profile))
+    if summary is not None:
+        store.atomic_write_json(out / "summary.json", summary)
+        print(summary_table(summary))
     print(f"wrote {out / 'sweep.json'}")
     return records
 

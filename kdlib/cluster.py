@@ -56,7 +56,7 @@ class Job(submitit.helpers.Checkpointable):
     """A picklable job body; requeued with the same arguments on preemption or timeout.
 
     The arguments are plain dicts (specs), so a requeued job needs nothing but the
-    store to resume: ``train.fit`` starts each run at its last good checkpoint. On SIGTERM
+    store to resume: ``train.train_pass`` starts each run at its last good checkpoint. On SIGTERM
     it stops at once, recording nothing (``scheduler.on_sigterm``).
     """
 

@@ -929,12 +929,15 @@ def _seed_worker(worker_id: int) -> None:
 
 
 def make_loader(dataset: Dataset, batch_size: int, *, train: bool, seed: int = 0, epoch: int = 0,
-                num_workers: int | None = None, drop_last: bool | None = None) -> DataLoader:
+                num_workers: int | None = None, drop_last: bool | None = None,
+                keep_workers: bool = False) -> DataLoader:
     """A DataLoader whose order and augmentation depend only on ``(seed, epoch)``.
 
     Shuffles when ``train``; ``drop_last`` defaults to ``train`` (MixUp/CutMix needs
     full, even batches). ``num_workers`` defaults to 0 for in-memory datasets (the mini
-    world) and ``min(8, cpu count)`` otherwise.
+    world) and ``min(8, cpu count)`` otherwise. ``keep_workers``: workers live across
+    epochs (``reseed`` moves the loader to the next one), where augmentation is keyed per
+    sample and so does not depend on the worker's own seed.
     """
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r} must be a positive integer")
@@ -946,11 +949,19 @@ def make_loader(dataset: Dataset, batch_size: int, *, train: bool, seed: int = 0
     if num_workers is None:
         num_workers = 0 if getattr(dataset, "in_memory", False) else min(8, os.cpu_count() or 1)
     keyed = isinstance(dataset, KDDataset) and dataset.transform is not None
+    dataset_transform_free = isinstance(dataset, KDDataset) and dataset.transform is None
     sampler = EpochSampler(n, shuffle=train, seed=_mix("order", seed, epoch), keyed=keyed)
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last,
-                      num_workers=num_workers, pin_memory=torch.cuda.is_available(), persistent_workers=False,
+                      num_workers=num_workers, pin_memory=torch.cuda.is_available(),
+                      persistent_workers=bool(keep_workers and num_workers > 0 and (keyed or dataset_transform_free)),
                       generator=_generator("workers", seed, epoch),
                       worker_init_fn=_seed_worker if num_workers > 0 else None)
+
+
+def reseed(loader: DataLoader, seed: int, epoch: int) -> None:
+    """Point a ``make_loader`` loader at another epoch: the same batches a fresh one would give."""
+    loader.sampler.seed = _mix("order", seed, epoch)
+    loader.generator.manual_seed(_mix("workers", seed, epoch))
 
 
 if __name__ == "__main__":  # python -m kdlib.data check <dataset>

@@ -1,8 +1,9 @@
 """Make sure runs exist: train only the missing ones, on this process, local workers or Slurm.
 
 The flow of every notebook is ``specs -> ensure(specs) -> load_results() -> chart``.
-``ensure`` skips finished runs, groups distillation runs that share teacher and batches
-(they differ only in temperature or loss) into one job that trains them in one pass, and
+``ensure`` skips finished runs, groups distillation runs that share a data stream (teacher,
+dataset, seed, batch size: they see the same batches, whatever their loss, optimizer,
+duration or student) into one job that trains them in one pass, and
 materializes teachers and student initializations first, each once, under a file lock.
 
 Executors: ``local`` (this process, tqdm progress), ``submitit-local`` (submitit's
@@ -17,6 +18,7 @@ again. A killed run resumes from its last good checkpoint (``kdlib.store``).
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 import warnings
 from collections import defaultdict
@@ -74,12 +76,13 @@ def load_model(spec: specs.Supervised, root: str | Path | None = None, *, device
 
 
 def run_group(group: list[specs.Distill], root: str | Path | None = None, *, device=None,
-              progress: bool = True) -> None:
+              progress: bool = True, logit_cache: bool | None = None) -> None:
     """The body of one job: distil every unfinished run of ``group`` in one shared pass.
 
     Members whose newest good checkpoints differ (a kill between two members' checkpoint
-    writes, a corrupt file set aside) resume in separate passes, each from its own epoch.
-    Any failure is recorded in every run it stopped, then raised.
+    writes, a corrupt file set aside) join the pass when it reaches their epoch.
+    ``logit_cache``: read/write the teacher's logits on the stream (default
+    ``KDLIB_LOGIT_CACHE``, on). Any failure is recorded in every run it stopped, then raised.
     """
     runs = sorted((RunDir(s, root) for s in group), key=lambda r: r.id)
     try:  # teacher and initializations: trained here if missing, but not retried if they failed
@@ -93,28 +96,22 @@ def run_group(group: list[specs.Distill], root: str | Path | None = None, *, dev
                 if held and not r.done and not TERMINATING.is_set():  # a run someone else holds is theirs
                     r.fail(e)
         raise
-    errors = []
     with contextlib.ExitStack() as stack:
         for run in runs:  # sorted order: two jobs never wait on each other
             stack.enter_context(run.lock())
-        by_epoch: dict[int, list[RunDir]] = defaultdict(list)
-        for r in runs:
-            if not r.done:
-                by_epoch[r.checkpoint_epoch()].append(r)
-        for epoch, same in sorted(by_epoch.items()):
-            if epoch:
-                print(f"[kdlib] resuming {', '.join(r.id for r in same)} from epoch {epoch}", flush=True)
-            try:
-                train.distill([r.spec for r in same], same, teacher,
-                              student_states=[inits.get(specs.run_id(r.spec.student_init)) for r in same],
-                              device=device, progress=progress)
-            except Exception as e:  # noqa: BLE001 - recorded per run, raised below
-                for r in same:
-                    if not TERMINATING.is_set():
-                        r.fail(e)
-                errors.append(e)
-    if errors:
-        raise errors[0]
+        todo = [r for r in runs if not r.done]
+        for r in todo:  # members resuming from different epochs join the pass at their own
+            if epoch := r.checkpoint_epoch():
+                print(f"[kdlib] resuming {r.id} from epoch {epoch}", flush=True)
+        try:
+            train.distill_pass([r.spec for r in todo], todo, teacher,
+                               student_states=[inits.get(specs.run_id(r.spec.student_init)) for r in todo],
+                               device=device, progress=progress, use_cache=logit_cache)
+        except Exception as e:  # recorded in every run it stopped (unless the job is terminating), then raised
+            for r in todo:
+                if not r.done and not TERMINATING.is_set():
+                    r.fail(e)
+            raise
 
 
 def run_supervised(spec: specs.Supervised, root: str | Path | None = None, *, device=None,
@@ -122,10 +119,22 @@ def run_supervised(spec: specs.Supervised, root: str | Path | None = None, *, de
     materialize(spec, root, device=device, progress=progress)
 
 
-def plan(spec_list: Iterable[specs.Spec], root: str | Path | None = None, *,
-         retry_failed: bool = False) -> tuple[list[specs.Supervised], list[list[specs.Distill]]]:
-    """What is missing: supervised runs, and distillation groups that share a pass."""
-    sup, groups = [], defaultdict(list)
+MAX_MEMBERS = 16        # students in one pass
+MAX_MEMBER_GB = 8.0     # their weights, gradients and optimizer state together
+
+
+def plan(spec_list: Iterable[specs.Spec], root: str | Path | None = None, *, retry_failed: bool = False,
+         max_members: int = MAX_MEMBERS, max_member_gb: float = MAX_MEMBER_GB,
+         ) -> tuple[list[specs.Supervised], list[list[specs.Distill]]]:
+    """What is missing: supervised runs, and distillation passes, one per data stream (``share_key``).
+
+    A stream with more members than ``max_members`` (or whose students' weights,
+    gradients and optimizer state pass ``max_member_gb``) is split into several passes,
+    longest runs first, so that each pass runs about as long as its members.
+    """
+    if isinstance(max_members, bool) or not isinstance(max_members, int) or max_members < 1:
+        raise ValueError(f"max_members={max_members!r} must be a positive integer (students in one pass)")
+    sup, streams = [], defaultdict(list)
     for spec in spec_list:
         run = RunDir(spec, root)
         if run.done or (run.failed and not retry_failed):
@@ -133,8 +142,33 @@ def plan(spec_list: Iterable[specs.Spec], root: str | Path | None = None, *,
         if isinstance(spec, specs.Supervised):
             sup.append(spec)
         else:
-            groups[spec.share_key].append(spec)
-    return sup, list(groups.values())
+            streams[spec.share_key].append(spec)
+    groups = []
+    for members in streams.values():
+        members = sorted(members, key=lambda s: (-s.epochs, specs.run_id(s)))
+        group, used = [], 0.0
+        for spec in members:
+            size = _member_gb(spec)
+            if group and (len(group) == max_members or used + size > max_member_gb):
+                groups.append(group)
+                group, used = [], 0.0
+            group.append(spec)
+            used += size
+        groups.append(group)
+    return sup, groups
+
+
+@functools.lru_cache(maxsize=64)
+def _arch_params(arch: str, preset: str, num_classes: int) -> int:
+    import torch
+    with torch.device("meta"):
+        return sum(p.numel() for p in models.create(arch, num_classes, preset=preset).parameters())
+
+
+def _member_gb(spec: specs.Distill) -> float:
+    """Weights, gradients and optimizer state (AdamW: two slots, SGD: one) of a student, in GB."""
+    params = _arch_params(spec.student, spec.preset, data.dataset_info(spec.dataset, spec.preset).num_classes)
+    return params * 4 * (2 + (2 if spec.optimizer == "adamw" else 1)) / 1e9
 
 
 def prerequisites(sup: list[specs.Supervised], groups: list[list[specs.Distill]],
@@ -225,7 +259,8 @@ def _check(spec_list: Any, executor: str, max_parallel: Any) -> list[specs.Spec]
 
 def ensure(spec_list: Iterable[specs.Spec], *, executor: str = "local", root: str | Path | None = None,
            wait: bool = True, progress: bool = True, retry_failed: bool = False, device=None,
-           max_parallel: int = 2, slurm: dict[str, Any] | None = None):
+           max_parallel: int = 2, slurm: dict[str, Any] | None = None, max_members: int = MAX_MEMBERS,
+           logit_cache: bool | None = None):
     """Make every run of ``spec_list`` exist in the store; return their rows of ``load_results``.
 
     Finished runs are never run again; failed runs are skipped unless ``retry_failed``.
@@ -234,7 +269,10 @@ def ensure(spec_list: Iterable[specs.Spec], *, executor: str = "local", root: st
     and a later call collects whatever has landed without resubmitting runs whose job is
     still in flight. ``max_parallel`` caps the jobs ``submitit-local`` runs at once;
     ``slurm`` holds Slurm options (see ``kdlib.cluster.SLURM_DEFAULTS``). Every bad
-    input is a ValueError raised before anything is submitted.
+    input is a ValueError raised before anything is submitted. Distillation runs on one
+    data stream train in one pass of at most ``max_members`` students; ``logit_cache``
+    (default ``KDLIB_LOGIT_CACHE``, on; jobs of the submitit executors read the variable)
+    stores the teacher's logits on each stream for later passes.
     """
     spec_list = _check(spec_list, executor, max_parallel)
     root = check_root(root)
@@ -244,13 +282,14 @@ def ensure(spec_list: Iterable[specs.Spec], *, executor: str = "local", root: st
         from kdlib import cluster
         submitter = cluster.Submitter(executor, root, slurm=slurm, max_parallel=max_parallel,  # validates
                                       presets={s.preset for s in spec_list})
-    sup, groups = plan(spec_list, root, retry_failed=retry_failed)
+    sup, groups = plan(spec_list, root, retry_failed=retry_failed, max_members=max_members)
     fetch_hub_weights([*sup, *(s for g in groups for s in g)], root)
     for spec in [*sup, *(s for g in groups for s in g)]:
         RunDir(spec, root).declare()  # pending rows show up in load_results at once
     if sup or groups:
         if submitter is None:
-            _run_local(sup, groups, root, device=device, progress=progress, retry_failed=retry_failed)
+            _run_local(sup, groups, root, device=device, progress=progress, retry_failed=retry_failed,
+                       logit_cache=logit_cache)
         else:
             submitter.submit(sup, groups, wait=wait, progress=progress)
     return _rows(root, spec_list)
@@ -265,7 +304,7 @@ def _rows(root: Path, spec_list: list[specs.Spec]):
     return frame.loc[[i for i in ids if i in frame.index]].reset_index()
 
 
-def _run_local(sup, groups, root, *, device, progress, retry_failed=False):
+def _run_local(sup, groups, root, *, device, progress, retry_failed=False, logit_cache=None):
     first = prerequisites(sup, groups, root, retry_failed=retry_failed)
     total = len(first) + sum(len(g) for g in groups)
     failed = []
@@ -280,7 +319,7 @@ def _run_local(sup, groups, root, *, device, progress, retry_failed=False):
             bar.update(1)
         for group in groups:
             try:
-                run_group(group, root, device=device, progress=progress)
+                run_group(group, root, device=device, progress=progress, logit_cache=logit_cache)
             except DiskFull:
                 raise
             except Exception as e:  # noqa: BLE001

@@ -196,8 +196,8 @@ class Supervised:
 class Distill:
     """One student distilled from one teacher by output matching only (no label loss).
 
-    Runs that differ only in ``temperature``/``method``/``method_args`` share their teacher,
-    data and batches, so the executor trains them in one pass (see ``train.distill``).
+    Runs that share teacher, dataset, seed and batch size see the same batches, so the
+    executor trains them in one pass (``share_key``, ``train.distill_pass``).
     """
 
     teacher: Supervised
@@ -245,8 +245,12 @@ class Distill:
 
     @property
     def share_key(self) -> str:
-        """Id of the shared pass this run can join: everything but the loss."""
-        return run_id(dataclasses.replace(self, temperature=1.0, method="kd", method_args=()))
+        """Id of this run's data stream, and so of the pass it joins: teacher, dataset, seed, batch
+        size and preset (augmentation follows from them). Loss, optimizer, learning rate, duration,
+        student and initialization may differ within a pass (``train.distill_pass``)."""
+        return run_id(dataclasses.replace(self, temperature=1.0, method="kd", method_args=(),
+                                          student=self.teacher.arch, student_init="random", epochs=1,
+                                          optimizer="adamw", lr=1.0, weight_decay=0.0, clip=0.0))
 
 
 Spec = Union[Supervised, Distill]

@@ -1,37 +1,44 @@
-"""One training loop for everything the study trains.
+"""One training loop for everything the study trains: a pass of K members on one data stream.
 
 ``supervised`` trains a model on labels (label-smoothed cross-entropy): general
-pretraining, teachers, target-trained and finetuned students. ``distill`` trains K
-students against one teacher by output matching only (no label loss, as the paper): the
-teacher runs once per batch and every student sees the identical augmented batch, so a
-temperature sweep costs one teacher pass instead of K.
+pretraining, teachers, target-trained and finetuned students. ``distill_pass`` trains K
+students against one teacher by output matching only (no label loss, as the paper). A
+batch depends only on the stream (dataset, seed, epoch, batch size, augmentation), so
+every run on one stream joins one pass whatever its optimizer, learning rate, duration,
+method, student or initialization: the batch and the teacher's forward (or its cached
+logits, ``kdlib.logit_cache``) are computed once per step, each member takes its own step
+with its own optimizer and schedule, and leaves the pass when its last epoch ends.
 
 Resume is exact: every random draw of an epoch (shuffle, augmentation, MixUp/CutMix) is
-seeded from (seed, epoch), and model, optimizer, scheduler and loss state are
-checkpointed at the end of every epoch.
+seeded from (seed, epoch), and a member's own draws (a loss that samples) run on its own
+copy of torch's RNG, so a member ends exactly as if it had been trained alone. A member
+joins the pass at the epoch it resumes from. Checkpoints are written at epoch ends on a
+cost budget (``KDLIB_CHECKPOINT_BUDGET``): every epoch while a write costs little next to
+the training since the last one, less often when epochs are tiny and writes are not.
 """
 from __future__ import annotations
 
 import contextlib
-import math
 import random
 import time
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
 import torch
-from timm.data import Mixup
 from timm.loss import SoftTargetCrossEntropy
-from timm.optim import create_optimizer_v2
 from torch import nn
 from tqdm.auto import tqdm
 
-from kdlib import data, metrics, models, specs
+from kdlib import data, logit_cache, metrics, models, specs
 from kdlib.device import pick as pick_device  # loud: CUDA asked for but unusable is an error
+from kdlib.members import Member, compiled_forward, make_optimizer, prepare_model, scaler, to_input
+from kdlib.members import mixer as _mixer  # module names the benchmark times (train._mixer)
+from kdlib.members import one_hot as _one_hot
+from kdlib.numerics import autocast, compile_enabled, record
 from kdlib.store import RunDir
 
-SGD_MOMENTUM = 0.9
+# A checkpoint is written when its last write took at most this share of the training time since.
+CHECKPOINT_BUDGET = 0.05
 
 
 def seed_epoch(seed: int, epoch: int) -> None:
@@ -42,13 +49,6 @@ def seed_epoch(seed: int, epoch: int) -> None:
     torch.manual_seed(s)
 
 
-def autocast(device: torch.device):
-    """bf16 autocast on GPUs that have it; full precision elsewhere (and for the losses)."""
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 def clip_per_tensor(params: list[nn.Parameter], max_norm: float) -> None:
     """Per-layer clipping (paper Sect. 3.1): each parameter tensor's gradient to L2 norm <= max_norm."""
     grads = [p.grad for p in params if p.grad is not None]
@@ -57,59 +57,6 @@ def clip_per_tensor(params: list[nn.Parameter], max_norm: float) -> None:
     norms = torch._foreach_norm(grads)
     scales = [torch.clamp(max_norm / (n + 1e-6), max=1.0) for n in norms]
     torch._foreach_mul_(grads, scales)
-
-
-@dataclass
-class Member:
-    """One model trained in a pass: its run folder, optimizer, schedule and objective."""
-
-    run: RunDir
-    model: nn.Module
-    optimizer: torch.optim.Optimizer
-    scheduler: Any
-    objective: nn.Module | None = None      # a kdlib loss (distillation) or None (labels)
-    history: list[dict[str, Any]] = field(default_factory=list)
-    params: list[nn.Parameter] = field(default_factory=list)
-
-    def state(self, epoch: int) -> dict[str, Any]:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(),
-                "objective": self.objective.state_dict() if self.objective is not None else {},
-                "epoch": epoch, "history": self.history}
-
-    def load(self, state: dict[str, Any]) -> int:
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        if self.objective is not None:
-            self.objective.load_state_dict(state["objective"])
-        self.history = list(state["history"])
-        return int(state["epoch"])
-
-
-def _optimizer(spec: specs.Spec, model: nn.Module, extra: list[nn.Parameter], steps: int):
-    kwargs = {"momentum": SGD_MOMENTUM} if spec.optimizer == "sgd" else {}
-    opt = create_optimizer_v2(model, opt=spec.optimizer, lr=spec.lr, weight_decay=spec.weight_decay, **kwargs)
-    if extra:
-        opt.add_param_group({"params": extra, "weight_decay": 0.0})
-    # Half-period cosine decay over every step of the run (paper Sect. 3.1).
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, steps))
-    return opt, sched
-
-
-def _mixer(num_classes: int, label_smoothing: float) -> Mixup:
-    """Per batch a 50/50 choice of MixUp or CutMix with alpha = 1 (paper Sect. 3.1)."""
-    return Mixup(mixup_alpha=1.0, cutmix_alpha=1.0, prob=1.0, switch_prob=0.5, mode="batch",
-                 label_smoothing=label_smoothing, num_classes=num_classes)
-
-
-def _one_hot(num_classes: int, label_smoothing: float) -> Callable:
-    """The no-mixing counterpart of ``_mixer``: smoothed one-hot targets, images unchanged."""
-    def mix(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        off = label_smoothing / num_classes
-        target = torch.full((len(y), num_classes), off, device=y.device)
-        return x, target.scatter_(1, y[:, None], 1.0 - label_smoothing + off)
-    return mix
 
 
 @torch.no_grad()
@@ -132,7 +79,7 @@ def predict_many(models_: list[nn.Module], dataset, *, batch_size: int = 512, de
     labels = []
     loader = data.make_loader(dataset, batch_size, train=False)
     for images, y in tqdm(loader, desc="predict", leave=False, disable=not progress):
-        x = _to_input(images, device)
+        x = to_input(images, device)
         with autocast(device):
             for out, m in zip(outs, models_):
                 out.append(m(x).float().cpu())
@@ -142,92 +89,165 @@ def predict_many(models_: list[nn.Module], dataset, *, batch_size: int = 512, de
     return [torch.cat(o) for o in outs], torch.cat(labels)
 
 
-def _to_input(images: torch.Tensor, device: torch.device) -> torch.Tensor:
-    x = images.to(device, non_blocking=True).float().div_(255)
+
+
+class _Stream:
+    """What the members of a pass share: the data, the mixing, the teacher (or its cached logits)."""
+
+    def __init__(self, spec: specs.Spec, teacher: nn.Module | None, device: torch.device,
+                 cache: logit_cache.LogitCache | None):
+        info = data.dataset_info(spec.dataset, spec.preset)
+        self.spec, self.seed, self.device, self.teacher = spec, spec.seed, device, teacher
+        self.cache = cache or logit_cache.LogitCache(None)
+        self.train_set = data.build_dataset(spec.dataset, "train", preset=spec.preset)
+        self.test_set = data.build_dataset(spec.dataset, "test", preset=spec.preset)
+        smoothing = getattr(spec, "label_smoothing", 0.0) if teacher is None else 0.0
+        self.mixer = (_mixer(info.num_classes, smoothing) if getattr(spec, "mixup", True)
+                      else _one_hot(info.num_classes, smoothing))
+        self.soft_ce = SoftTargetCrossEntropy()
+        self.eval_every = specs.preset(spec.preset).eval_every
+        self.steps = len(self.train_set) // spec.batch_size
+        self.loader = None  # made at the first epoch, reseeded (workers kept) at the next ones
+        self.teacher_forwards = 0
+
+    def batches(self, epoch: int):
+        if self.loader is None:
+            self.loader = data.make_loader(self.train_set, self.spec.batch_size, train=True, seed=self.seed,
+                                           epoch=epoch, keep_workers=True)
+        else:
+            data.reseed(self.loader, self.seed, epoch)
+        return self.loader
+
+
+@contextlib.contextmanager
+def _own_rng(member: Member, device: torch.device):
+    """Run a member's step on its own RNG state, so that members never consume each other's draws."""
+    outer = torch.get_rng_state()
+    torch.set_rng_state(member.rng[0])
     if device.type == "cuda":
-        x = x.contiguous(memory_format=torch.channels_last)
-    return x
+        outer_cuda = torch.cuda.get_rng_state(device)
+        torch.cuda.set_rng_state(member.rng[1], device)
+    try:
+        yield
+    finally:
+        member.rng = (torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None)
+        torch.set_rng_state(outer)
+        if device.type == "cuda":
+            torch.cuda.set_rng_state(outer_cuda, device)
 
 
-def _prepare_model(model: nn.Module, device: torch.device) -> nn.Module:
-    model = model.to(device)
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
-    return model
+def _step(s: _Stream, m: Member, x: torch.Tensor, soft: torch.Tensor, hard: torch.Tensor,
+          t_logits: torch.Tensor | None) -> None:
+    """One optimizer step of one member on the shared batch."""
+    with _own_rng(m, s.device):
+        with autocast(s.device):
+            logits = (m.forward or m.model)(x)
+        if m.objective is not None:
+            loss = m.objective(logits.float(), t_logits, hard)
+        else:
+            loss = s.soft_ce(logits.float(), soft)
+        m.optimizer.zero_grad(set_to_none=True)
+        if m.scaler is not None:
+            m.scaler.scale(loss).backward()
+            m.scaler.unscale_(m.optimizer)
+        else:
+            loss.backward()
+        clip_per_tensor(m.params, m.clip)
+        if m.scaler is not None:
+            m.scaler.step(m.optimizer)
+            m.scaler.update()
+        else:
+            m.optimizer.step()
+        m.scheduler.step()
+        m.loss_sum += loss.detach()
 
 
-def fit(members: list[Member], spec: specs.Spec, *, teacher: nn.Module | None = None, device: torch.device,
-        progress: bool = True, on_epoch: Callable[[int], None] | None = None) -> None:
-    """Train ``members`` together from their common start epoch to ``spec.epochs``.
+def _train_epoch(s: _Stream, now: list[Member], epoch: int, bar) -> int:
+    """Every step of one epoch for the members in ``now``; returns the number of steps."""
+    seed_epoch(s.seed, epoch)
+    base = (torch.get_rng_state(), torch.cuda.get_rng_state(s.device) if s.device.type == "cuda" else None)
+    for m in now:
+        m.model.train()
+        m.rng, m.loss_sum = base, torch.zeros((), device=s.device)
+        if m.objective is not None:
+            m.objective.set_epoch(epoch, m.epochs)
+    cached = s.cache.load(epoch, s.steps) if s.teacher is not None else None
+    fresh, steps = [], 0
+    for step, (images, labels) in enumerate(s.batches(epoch)):
+        x = to_input(images, s.device)
+        x, soft = s.mixer(x, labels.to(s.device))
+        hard = soft.argmax(1)  # the label with the larger share of a mixed image
+        t_logits = None
+        if s.teacher is not None and cached is not None:
+            t_logits = cached[step].to(s.device).float()
+        elif s.teacher is not None:
+            with torch.no_grad(), autocast(s.device):
+                raw = s.teacher(x)
+            s.teacher_forwards += 1
+            t_logits = raw.float()
+            if s.cache.folder is not None:
+                fresh.append(raw.detach())
+        for m in now:
+            _step(s, m, x, soft, hard, t_logits)
+        steps += 1
+        bar.update(1)
+    if fresh and len(fresh) == s.steps:
+        s.cache.save(epoch, torch.stack(fresh))
+    return steps
 
-    With a ``teacher``, each member's objective gets the teacher's logits of the same
-    mixed batch; without one, members learn the (mixed, smoothed) labels.
+
+def _end_epoch(s: _Stream, now: list[Member], epoch: int, steps: int, seconds: float, keep_last: bool) -> None:
+    """Evaluate the members due (one pass over the test set), record the epoch, checkpoint on budget."""
+    due = [m for m in now if epoch + 1 == m.epochs or (epoch + 1) % s.eval_every == 0]
+    accs: dict[int, float] = {}
+    if due:
+        outs, y = predict_many([m.model for m in due], s.test_set, device=s.device)
+        accs = {id(m): metrics.accuracy(o, y) for m, o in zip(due, outs)}
+    for m in now:
+        record = {"epoch": epoch + 1, "train_loss": m.loss_sum.item() / max(1, steps), "test_acc": accs.get(id(m)),
+                  "seconds": seconds}
+        if m.objective is not None and hasattr(m.objective, "current_temperature"):
+            record["temperature"] = float(m.objective.current_temperature())
+        m.history.append(record)
+        m.since_save += seconds
+        last = epoch + 1 == m.epochs
+        if (last and keep_last) or (not last and m.save_cost <= CHECKPOINT_BUDGET * m.since_save):
+            started = time.perf_counter()
+            m.run.save_checkpoint(m.state(epoch + 1), epoch + 1)
+            m.save_cost, m.since_save = time.perf_counter() - started, 0.0
+
+
+def train_pass(members: list[Member], spec: specs.Spec, *, teacher: nn.Module | None = None, device: torch.device,
+               progress: bool = True, on_leave: Callable[[Member], None] | None = None,
+               cache: logit_cache.LogitCache | None = None) -> _Stream:
+    """Train ``members`` on the data stream of ``spec``, each from its resume epoch to its own last one.
+
+    With a ``teacher``, each member's objective gets the teacher's logits of the same mixed
+    batch; without one, members learn the (mixed, smoothed) labels. A member leaves when
+    its last epoch ends (``on_leave``, which finishes its run: no final checkpoint then).
     """
-    info = data.dataset_info(spec.dataset, spec.preset)
-    train_set = data.build_dataset(spec.dataset, "train", preset=spec.preset)
-    test_set = data.build_dataset(spec.dataset, "test", preset=spec.preset)
-    smoothing = getattr(spec, "label_smoothing", 0.0) if teacher is None else 0.0
-    mixer = _mixer(info.num_classes, smoothing) if getattr(spec, "mixup", True) else _one_hot(info.num_classes, smoothing)
-    soft_ce = SoftTargetCrossEntropy()
-    eval_every = specs.preset(spec.preset).eval_every
-    start = {m.run.id: (m.load(s) if (s := m.run.load_checkpoint()) else 0) for m in members}
-    epoch0 = min(start.values())
-    if any(v != epoch0 for v in start.values()):
-        raise RuntimeError(f"members of one pass resume from different epochs {start}; run them separately")
+    s = _Stream(spec, teacher, device, cache)
+    for m in members:
+        m.start = m.load(state) if (state := m.run.load_checkpoint()) else 0
+    epochs = sorted({e for m in members for e in range(m.start, m.epochs)})
     if teacher is not None:
         teacher.eval()
-    steps_per_epoch = len(train_set) // spec.batch_size
     what = f"distil {len(members)} × {spec.student}" if teacher is not None else f"train {spec.arch}"
-    bar = tqdm(total=(spec.epochs - epoch0) * steps_per_epoch, desc=f"{what} on {spec.dataset}", leave=False,
-               disable=not progress)
-    for epoch in range(epoch0, spec.epochs):
-        seed_epoch(spec.seed, epoch)
-        for m in members:
-            m.model.train()
-            if m.objective is not None:
-                m.objective.set_epoch(epoch, spec.epochs)
-        loader = data.make_loader(train_set, spec.batch_size, train=True, seed=spec.seed, epoch=epoch)
-        sums = torch.zeros(len(members), device=device)
+    bar = tqdm(total=len(epochs) * s.steps, desc=f"{what} on {spec.dataset}", leave=False, disable=not progress)
+    active = list(members)
+    for epoch in epochs:
+        now = [m for m in active if m.start <= epoch < m.epochs]
+        bar.set_postfix_str(f"epoch {epoch + 1}/{max(m.epochs for m in now)}, {len(now)} members")
         t0 = time.perf_counter()
-        bar.set_postfix_str(f"epoch {epoch + 1}/{spec.epochs}")
-        for images, labels in loader:
-            x = _to_input(images, device)
-            x, soft = mixer(x, labels.to(device))
-            hard = soft.argmax(1)  # the label with the larger share of a mixed image
-            if teacher is not None:
-                with torch.no_grad(), autocast(device):
-                    t_logits = teacher(x).float()
-            for i, m in enumerate(members):
-                with autocast(device):
-                    logits = m.model(x)
-                if teacher is not None:
-                    loss = m.objective(logits.float(), t_logits, hard)
-                else:
-                    loss = soft_ce(logits.float(), soft)
-                m.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                clip_per_tensor(m.params, spec.clip)
-                m.optimizer.step()
-                m.scheduler.step()
-                sums[i] += loss.detach()
-            bar.update(1)
-        seconds = time.perf_counter() - t0
-        last = epoch + 1 == spec.epochs
-        accs = [None] * len(members)
-        if last or (epoch + 1) % eval_every == 0:
-            outs, y = predict_many([m.model for m in members], test_set, device=device)
-            accs = [metrics.accuracy(o, y) for o in outs]
-        steps = max(1, len(loader))
-        for i, m in enumerate(members):
-            record = {"epoch": epoch + 1, "train_loss": sums[i].item() / steps, "test_acc": accs[i],
-                      "seconds": seconds}
-            if m.objective is not None and hasattr(m.objective, "current_temperature"):
-                record["temperature"] = float(m.objective.current_temperature())
-            m.history.append(record)
-            m.run.save_checkpoint(m.state(epoch + 1), epoch + 1)
-        if on_epoch is not None:
-            on_epoch(epoch + 1)
+        steps = _train_epoch(s, now, epoch, bar)
+        _end_epoch(s, now, epoch, steps, time.perf_counter() - t0, keep_last=on_leave is None)
+        for m in now:
+            if epoch + 1 == m.epochs:
+                active.remove(m)
+                if on_leave is not None:
+                    on_leave(m)
     bar.close()
+    return s
 
 
 def _final(member: Member) -> dict[str, Any]:
@@ -237,25 +257,27 @@ def _final(member: Member) -> dict[str, Any]:
             "device": str(next(member.model.parameters()).device)}
 
 
-def _steps(spec: specs.Spec) -> int:
-    n = len(data.build_dataset(spec.dataset, "train", preset=spec.preset))
-    return spec.epochs * (n // spec.batch_size)
+def steps_per_epoch(spec: specs.Spec) -> int:
+    return len(data.build_dataset(spec.dataset, "train", preset=spec.preset)) // spec.batch_size
 
 
 def supervised(spec: specs.Supervised, run: RunDir, *, init_state: dict[str, torch.Tensor] | None = None,
-               device: torch.device | None = None, progress: bool = True) -> dict[str, Any]:
+               device: torch.device | None = None, progress: bool = True,
+               compile: bool | None = None) -> dict[str, Any]:
     """Train ``spec`` on labels; returns the result written to the store (with train-set entropies)."""
     device = pick_device(device)
     info = data.dataset_info(spec.dataset, spec.preset)
     torch.manual_seed(spec.seed)
     init = spec.init if isinstance(spec.init, str) else "random"
-    model = _prepare_model(models.create(spec.arch, info.num_classes, preset=spec.preset, init=init,
+    model = prepare_model(models.create(spec.arch, info.num_classes, preset=spec.preset, init=init,
                                          state=init_state), device)
-    opt, sched = _optimizer(spec, model, [], _steps(spec))
-    member = Member(run, model, opt, sched, params=list(model.parameters()))
+    opt, sched = make_optimizer(spec, model, [], spec.epochs * steps_per_epoch(spec))
+    compiled = compile_enabled(device, compile)
+    member = Member(run, model, opt, sched, params=list(model.parameters()), epochs=spec.epochs, clip=spec.clip,
+                    forward=compiled_forward(model, compiled), scaler=scaler(device))
     run.begin()
-    fit([member], spec, device=device, progress=progress)
-    result = _final(member)
+    train_pass([member], spec, device=device, progress=progress)
+    result = {**_final(member), **record(device, compiled)}
     if spec.epochs == 0:
         outs, y = predict_many([model], data.build_dataset(spec.dataset, "test", preset=spec.preset),
                                device=device)
@@ -269,43 +291,63 @@ def supervised(spec: specs.Supervised, run: RunDir, *, init_state: dict[str, tor
     return result
 
 
-def distill(group: list[specs.Distill], runs: list[RunDir], teacher: nn.Module, *,
-            student_states: list[dict[str, torch.Tensor] | None], device: torch.device | None = None,
-            progress: bool = True) -> list[dict[str, Any]]:
-    """Distil one student per spec in a single pass over the data, sharing the teacher's forward."""
+def _student(spec: specs.Distill, run: RunDir, state, num_classes: int, steps: int, device: torch.device,
+             compiled: bool) -> Member:
+    torch.manual_seed(spec.seed)  # every student of the pass starts from the same weights
+    init = spec.student_init if isinstance(spec.student_init, str) else "random"
+    model = prepare_model(models.create(spec.student, num_classes, preset=spec.preset, init=init, state=state),
+                           device)
+    objective = spec.build_loss().to(device)
+    extra = list(objective.extra_parameters())
+    opt, sched = make_optimizer(spec, model, extra, spec.epochs * steps)
+    run.begin()
+    return Member(run, model, opt, sched, objective, params=list(model.parameters()) + extra, epochs=spec.epochs,
+                  clip=spec.clip, forward=compiled_forward(model, compiled), scaler=scaler(device))
+
+
+def distill_pass(group: list[specs.Distill], runs: list[RunDir], teacher: nn.Module, *,
+                 student_states: list[dict[str, torch.Tensor] | None], device: torch.device | None = None,
+                 progress: bool = True, use_cache: bool | None = None,
+                 compile: bool | None = None) -> list[dict[str, Any]]:
+    """Distil one student per spec in a single pass over their shared data stream.
+
+    ``group`` shares ``Distill.share_key`` (teacher, dataset, seed, batch size, preset);
+    each run is finished (its result written) the moment its last epoch ends.
+    ``use_cache`` (default ``KDLIB_LOGIT_CACHE``, on): read and write the teacher's
+    logits on this stream; ``compile`` (default ``KDLIB_COMPILE``, off): torch.compile.
+    """
     if not group:
         return []
-    keys = {s.share_key for s in group}
-    if len(keys) != 1:
-        raise ValueError("distill() trains runs that differ only in temperature/method; group them by share_key")
+    if len({s.share_key for s in group}) != 1:
+        raise ValueError("distill_pass() trains runs on one data stream (teacher, dataset, seed, batch size); "
+                         "group them by Distill.share_key")
     device = pick_device(device)
     spec0 = group[0]
     info = data.dataset_info(spec0.dataset, spec0.preset)
-    teacher = _prepare_model(teacher, device)
+    teacher = prepare_model(teacher, device)
     if teacher.num_classes != info.num_classes:
         raise ValueError(f"teacher predicts {teacher.num_classes} classes but {spec0.dataset} has {info.num_classes}")
-    steps = _steps(spec0)
-    members = []
-    for spec, run, state in zip(group, runs, student_states):
-        torch.manual_seed(spec.seed)  # every student of the pass starts from the same weights
-        init = spec.student_init if isinstance(spec.student_init, str) else "random"
-        model = _prepare_model(models.create(spec.student, info.num_classes, preset=spec.preset, init=init,
-                                             state=state), device)
-        objective = spec.build_loss().to(device)
-        extra = list(objective.extra_parameters())
-        opt, sched = _optimizer(spec, model, extra, steps)
-        members.append(Member(run, model, opt, sched, objective, params=list(model.parameters()) + extra))
-        run.begin()
+    compiled = compile_enabled(device, compile)
+    steps = steps_per_epoch(spec0)
+    members = [_student(spec, run, state, info.num_classes, steps, device, compiled)
+               for spec, run, state in zip(group, runs, student_states)]
     needs = [m for m in members if getattr(m.objective, "needs_teacher_logits", False)]
     if needs:
         plain = data.build_dataset(spec0.dataset, "train", preset=spec0.preset, train_transform=False)
         t_logits, _ = predict(teacher, plain, device=device)
         for m in needs:
             m.objective.prepare(t_logits.to(device))
-    fit(members, spec0, teacher=teacher, device=device, progress=progress)
-    results = []
+    results: dict[str, dict[str, Any]] = {}
+
+    def leave(m: Member) -> None:
+        results[m.run.id] = {**_final(m), **record(device, compiled)}
+        m.run.finish(results[m.run.id])
+        m.model = m.forward = m.optimizer = None  # free its memory while the pass goes on
+
+    cache = logit_cache.for_teacher(spec0, runs[0].path.parent, device, compiled, use_cache)
+    train_pass(members, spec0, teacher=compiled_forward(teacher, compiled) or teacher, device=device, progress=progress,
+               on_leave=leave, cache=cache)
     for m in members:
-        result = _final(m)
-        m.run.finish(result)
-        results.append(result)
-    return results
+        if m.run.id not in results:  # no epoch to train (epochs=0, or resumed at its end)
+            leave(m)
+    return [results[r.id] for r in runs]

@@ -245,7 +245,7 @@ def test_a_failed_run_records_its_traceback_and_is_retried_on_request(root, monk
         calls.append(1)
         raise RuntimeError("the loss went NaN (simulated)")
 
-    monkeypatch.setattr(train, "distill", broken)
+    monkeypatch.setattr(train, "distill_pass", broken)
     with pytest.warns(RuntimeWarning, match="retry_failed=True"):
         frame = runs.ensure([spec], root=root, progress=False)
     row = frame.iloc[0]

@@ -123,4 +123,4 @@ def test_teacher_and_dataset_class_counts_must_match(root):
     spec = specs.distill(specs.teacher("resnet50", "fmnist-coarse", origin="scratch", epochs=1), "resnet18",
                          temperature=1, epochs=1)
     with pytest.raises(ValueError, match="classes"):
-        train.distill([spec], [store.RunDir(spec, root)], teacher, student_states=[None])
+        train.distill_pass([spec], [store.RunDir(spec, root)], teacher, student_states=[None])

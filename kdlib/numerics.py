@@ -1,0 +1,68 @@
+"""What a run's last bits depend on: device, mixed precision, compilation and memory format.
+
+Every switch that trades bit-equality with earlier runs for speed lives here, off unless
+asked where it changes CPU numbers, and is recorded in each run's result (``compiled``,
+``channels_last``, ``amp``) and in the key of the teacher-logit cache.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Any
+
+import torch
+
+_ON, _OFF = ("1", "true", "on", "yes"), ("0", "false", "off", "no")
+
+
+def flag(name: str, default: bool) -> bool:
+    """A boolean environment switch: 1/0 (or true/false, on/off), unset or ``auto`` = ``default``."""
+    value = os.environ.get(name, "").strip().lower()
+    if value in ("", "auto"):
+        return default
+    if value not in _ON + _OFF:
+        raise ValueError(f"{name}={value!r}; use 1 (on), 0 (off) or auto (kdlib's default)")
+    return value in _ON
+
+
+def compile_enabled(device: torch.device, choice: bool | None = None) -> bool:
+    """torch.compile teacher and students? Off unless asked (argument, or ``KDLIB_COMPILE=1``).
+
+    Measured on the 2-core CPU (``python -m kdlib.bench``): compiling a mini student costs
+    minutes and its steps are no faster, so it never pays there; on a GPU run
+    ``scripts/gpu_check.sh`` first.
+    """
+    return bool(choice) if choice is not None else flag("KDLIB_COMPILE", False)
+
+
+def channels_last(device: torch.device) -> bool:
+    """channels_last memory format: on CUDA by default; on CPU only with ``KDLIB_CHANNELS_LAST=1``
+    (faster there too, but it changes the last bits, so the default keeps earlier CPU numbers)."""
+    return flag("KDLIB_CHANNELS_LAST", device.type == "cuda")
+
+
+def amp_dtype(device: torch.device) -> torch.dtype | None:
+    """bf16 autocast on GPUs that have it, fp16 (with a gradient scaler) on those that do not."""
+    if device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def autocast(device: torch.device):
+    """Mixed precision on GPUs (``amp_dtype``); full precision elsewhere (and for the losses)."""
+    dtype = amp_dtype(device)
+    return torch.autocast("cuda", dtype=dtype) if dtype is not None else contextlib.nullcontext()
+
+
+def record(device: torch.device, compiled: bool) -> dict[str, Any]:
+    """The flat fields a result records (compiled and eager numbers differ in the last bits)."""
+    dtype = amp_dtype(device)
+    return {"compiled": bool(compiled), "channels_last": channels_last(device),
+            "amp": str(dtype).removeprefix("torch.") if dtype else "float32"}
+
+
+def key(device: torch.device, compiled: bool) -> str:
+    """Everything a forward's bits depend on, as text: the record plus torch version and CPU threads."""
+    threads = torch.get_num_threads() if device.type == "cpu" else None
+    return repr(sorted({**record(device, compiled), "device": device.type, "torch": torch.__version__,
+                        "threads": threads}.items()))
