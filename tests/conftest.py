@@ -25,13 +25,13 @@ def outputs_root(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def training_is_marked(request, monkeypatch):
-    """Keep the ``training`` mark honest: unmarked tests may not enter ``kdlib.train.fit``."""
+    """Keep the ``training`` mark honest: unmarked tests may not enter ``kdlib.train.train_pass``."""
     if request.node.get_closest_marker("training") is not None:
         return
     from kdlib import train
 
     def refuse(*args, **kwargs):
-        raise RuntimeError(f"{request.node.nodeid} trains a model (kdlib.train.fit) but is not marked "
+        raise RuntimeError(f"{request.node.nodeid} trains a model (kdlib.train.train_pass) but is not marked "
                            "@pytest.mark.training; mark it so `make test-fast` leaves it out")
 
-    monkeypatch.setattr(train, "fit", refuse)
+    monkeypatch.setattr(train, "train_pass", refuse)

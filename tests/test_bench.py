@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from kdlib import bench
+from kdlib import bench, data
 
 pytestmark = pytest.mark.training  # make test-fast leaves these out
 
@@ -18,7 +18,7 @@ def restore_threads():
 
 
 def test_the_benchmark_writes_one_record_per_k(tmp_path, capsys):
-    records = bench.main(["--ks", "2", "1", "--epochs", "1", "--out", str(tmp_path)])
+    records = bench.main(["--ks", "2", "1", "--epochs", "1", "--no-summary", "--out", str(tmp_path)])
     out = capsys.readouterr().out
     assert "bare loop / kdlib" in out and "ideal" in out
 
@@ -43,6 +43,23 @@ def test_the_benchmark_writes_one_record_per_k(tmp_path, capsys):
     bare = profile["bare_loop_median"]  # the bare loop does the same work: steps, then one evaluation
     assert bare["train_steps_s"] + bare["evaluation_s"] <= bare["wall_s"] and 0 <= bare["test_acc"] <= 100
     assert written[0]["bare_loop_ratio"] == pytest.approx(bare["wall_s"] / single["wall_s"])
+
+
+def test_the_summary_has_every_figure_of_issue_12(tmp_path, capsys):
+    bench.main(["--ks", "2", "--epochs", "1", "--grid-epochs", "1", "--no-compile", "--out", str(tmp_path)])
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    for key in ("k8_shared_efficiency", "grid02_speedup", "grid02_teacher_forwards_ratio", "epoch_overhead_fraction",
+                "student_step_vs_bare"):
+        assert isinstance(summary[key], float) and math.isfinite(summary[key]) and summary[key] > 0, key
+    assert "compile_speedup" not in summary and "| `compile_speedup` | not measured |" in capsys.readouterr().out
+    grid = summary["grid02"]  # 3 T x 2 optimizers x 2 batch sizes, every duration 1 epoch
+    assert grid["runs"] == 12 and grid["today"]["passes"] == 4 and grid["new"]["passes"] == 2
+    n = len(data.build_dataset("fmnist-fine", "train"))
+    steps = {bs: n // bs for bs in (32, 128)}
+    assert grid["today"]["teacher_forwards"] == 2 * sum(steps.values())  # one pass per optimizer and batch size
+    assert grid["new"]["teacher_forwards"] == sum(steps.values())
+    assert summary["grid02_teacher_forwards_ratio"] == pytest.approx(0.5)
+    assert 0 < summary["epoch_overhead_fraction"] < 1
 
 
 def test_bad_arguments_are_refused():

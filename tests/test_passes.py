@@ -18,6 +18,7 @@ from kdlib import data, logit_cache, runs, specs, store, train
 
 TEACHER = specs.teacher("resnet50", "fmnist-fine", origin="scratch", epochs=1)
 STEPS = len(data.build_dataset("fmnist-fine", "train")) // TEACHER.batch_size
+pytestmark = pytest.mark.training  # make test-fast leaves these out
 
 
 def grid():
@@ -81,7 +82,7 @@ def test_a_run_alone_gives_the_numbers_of_its_widened_pass(widened, teacher_root
     assert numbers(alone, s) == numbers(widened, s)
 
 
-def test_passes_are_capped_longest_runs_first(teacher_root, tmp_path):
+def test_passes_are_capped_longest_runs_first(tmp_path):
     _, passes = runs.plan(grid(), tmp_path, max_members=3)
     assert [len(p) for p in passes] == [3, 3, 2]
     assert [[s.epochs for s in p] for p in passes] == [[2, 2, 2], [2, 1, 1], [1, 1]]
