@@ -93,7 +93,7 @@ def model_rows(args, device: torch.device, preset: str, size: int, chans: int) -
                 first, step = _time(fn, args.steps, device)
                 rows.append({"what": f"{name} {role}", "compiled": compiled, "first_s": first, "step_ms": 1e3 * step,
                              "img_per_s": args.batch_size / step, "peak_mb": _peak_mb(device)})
-                del model, forward
+
     return rows
 
 
