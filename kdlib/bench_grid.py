@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator
 
 import torch
 
-from kdlib import data, losses, models, plots, runs, specs, store, train
+from kdlib import data, losses, models, runs, specs, store, studies, train
 
 GRID02 = dict(temperatures=(1.0, 4.0, 40.0), optimizers=("adamw", "sgd"), batch_sizes=(32, 128),
               fractions=(0.0625, 0.125, 0.25, 0.5, 1.0))
@@ -30,7 +30,7 @@ def grid02_specs(longest: int, teacher: specs.Supervised) -> list[specs.Distill]
     out = []
     for opt in GRID02["optimizers"]:
         for bs in GRID02["batch_sizes"]:
-            for epochs in plots.scaled_epochs(longest, list(GRID02["fractions"])):
+            for epochs in studies.scaled_epochs(longest, list(GRID02["fractions"])):
                 base = specs.distill(teacher, "resnet18", temperature=1.0, epochs=epochs, optimizer=opt,
                                      batch_size=bs)
                 out += specs.grid(base, temperature=list(GRID02["temperatures"]))
@@ -80,7 +80,7 @@ def grid02(longest: int, instrument: Callable) -> dict[str, Any]:
     teacher = specs.teacher("resnet50", "fmnist-fine", origin="scratch", epochs=0)
     grid = grid02_specs(longest, teacher)
     out: dict[str, Any] = {"longest_epochs": longest, "runs": len(grid),
-                           "durations": plots.scaled_epochs(longest, list(GRID02["fractions"]))}
+                           "durations": studies.scaled_epochs(longest, list(GRID02["fractions"]))}
     with tempfile.TemporaryDirectory(prefix="kdlib-grid02-") as tmp:
         roots = {way: Path(tmp) / way for way in ("today", "new")}
         for root in roots.values():
