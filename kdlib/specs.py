@@ -245,12 +245,10 @@ class Distill:
 
     @property
     def share_key(self) -> str:
-        """Id of this run's data stream, and so of the pass it joins: teacher, dataset, seed, batch
-        size and preset (augmentation follows from them). Loss, optimizer, learning rate, duration,
-        student and initialization may differ within a pass (``train.distill_pass``)."""
-        return run_id(dataclasses.replace(self, temperature=1.0, method="kd", method_args=(),
-                                          student=self.teacher.arch, student_init="random", epochs=1,
-                                          optimizer="adamw", lr=1.0, weight_decay=0.0, clip=0.0))
+        """Id of this run's data stream (teacher, dataset, seed, batch size, preset): the pass it joins."""
+        return run_id(dataclasses.replace(self, temperature=1.0, method="kd", method_args=(), student=self.teacher.arch,
+                                          student_init="random", epochs=1, optimizer="adamw", lr=1.0, weight_decay=0.0,
+                                          clip=0.0))
 
 
 Spec = Union[Supervised, Distill]

@@ -16,14 +16,16 @@ LAYER_OF = {  # module (or package) -> layer; a package's modules share its laye
     "kdlib.widgets": "views", "kdlib.plots": "views",
     "kdlib.analysis": "analysis", "kdlib.reports": "analysis", "kdlib.profiles": "analysis",
     "kdlib.findings": "analysis", "kdlib.advisor": "analysis", "kdlib.bench": "analysis",
+    "kdlib.bench_grid": "analysis",
     "kdlib.runs": "orchestration", "kdlib.executors": "orchestration", "kdlib.cluster": "orchestration",
     "kdlib.jobs": "orchestration", "kdlib.studies": "orchestration", "kdlib.scheduler": "orchestration",
     "kdlib.preflight": "orchestration", "kdlib.data_check": "things",
     "kdlib.train": "training", "kdlib.losses": "training", "kdlib.metrics": "training",
+    "kdlib.members": "training", "kdlib.logit_cache": "training",
     "kdlib.specs": "things", "kdlib.parameters": "things", "kdlib.data": "things", "kdlib.models": "things",
     "kdlib.traits": "things",
     "kdlib.store": "ground", "kdlib.io": "ground", "kdlib.paths": "ground", "kdlib.checks": "ground",
-    "kdlib.device": "ground", "kdlib.provenance": "ground", "kdlib.lease": "ground",
+    "kdlib.device": "ground", "kdlib.provenance": "ground", "kdlib.lease": "ground", "kdlib.numerics": "ground",
 }
 # What the lower layers still owe (issue 13, helpers house-lower, commands, speed), written down
 # so that nothing new slips in: a violation not listed fails. Strike each as it is fixed.
@@ -36,7 +38,7 @@ KNOWN_UPWARD = {
 # is tolerated only among these modules (the lower layers being restructured).
 KNOWN_CIRCLE_MODULES = {"kdlib.data", "kdlib.data_check", "kdlib.models", "kdlib.specs", "kdlib.store",
                         "kdlib.losses", "kdlib.losses.settings", "kdlib.runs", "kdlib.cluster", "kdlib.scheduler"}
-KNOWN_LONG = {"kdlib/data.py", "kdlib/store.py", "kdlib/train.py:fit"}  # house-lower (data/, store), speed (fit)
+KNOWN_LONG = {"kdlib/data.py", "kdlib/store.py"}  # house-lower (data/, store)
 MAX_FILE_LINES, MAX_FUNCTION_LINES = 400, 60
 
 
