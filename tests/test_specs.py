@@ -115,3 +115,26 @@ def test_zero_epoch_supervised_runs_stay_allowed_and_keep_their_ids():
     zero = specs.pretrained("resnet50", epochs=0)
     assert zero.epochs == 0 and specs.run_id(zero) == "2c0ff38c4ffd6569"  # its id before these checks existed
     assert specs.teacher("resnet50", "fmnist-fine", batch_size=1000).batch_size == 1000  # one full batch
+
+
+# Ids computed on main before the package layout changed (issue 13): a store written then must stay valid.
+PINNED_IDS = [
+    (lambda: specs.teacher("resnet50", "fmnist-fine"), "9f03edcfb580caa6"),  # the quickstart teacher
+    (lambda: specs.teacher("resnet50", "fmnist-fine", origin="scratch"), "c936983a9ded91d3"),
+    (lambda: specs.trained("resnet18", "fmnist-fine", init="target", epochs=30), "a74f62621430b0ed"),
+    (lambda: specs.pretrained("resnet18"), "b0582bb6b3ba570c"),
+    (lambda: specs.pretrained("resnet50", corpus="fmnist-general-coarse"), "fb1f426616fd4f02"),
+    (lambda: specs.distill(specs.teacher("resnet50", "fmnist-fine"), "resnet18", 4), "0f146b5093cae39c"),
+    (lambda: specs.distill(specs.teacher("resnet50", "fmnist-fine"), "resnet18", 10, student_init="pretrained",
+                           method="dkd", optimizer="sgd"), "a63ef866e9f686a4"),
+    (lambda: specs.distill(specs.teacher("resnet50", "fmnist-fine"), "resnet18", None, method="dist"),
+     "de0a8d332e85bda7"),
+    (lambda: specs.teacher("vit_s", "pets", preset_name="paper"), "c95a8f0b301d5436"),
+    (lambda: specs.distill(specs.teacher("vit_s", "pets", preset_name="paper"), "mnv4", 20,
+                           student_init="finetuned"), "8853f4ed5f027314"),
+]
+
+
+@pytest.mark.parametrize("build, expected", PINNED_IDS)
+def test_run_ids_of_existing_specs_never_change(build, expected):
+    assert specs.run_id(build()) == expected
