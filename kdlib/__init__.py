@@ -3,10 +3,10 @@
 The library behind the study notebooks (Frank & Davis, "A Unified Revisit of Temperature
 in Classification-Based Knowledge Distillation"). Data flows one way::
 
-    specs -> run_id -> runs.ensure (executor) -> train -> store -> DataFrame -> plots
+    specs -> run_id -> runs.ensure -> executors -> jobs -> train -> store -> DataFrame -> plots
 
-Modules: ``specs``, ``data``, ``models``, ``losses``, ``metrics``, ``train``, ``store``,
-``runs``, ``cluster``, ``plots``, ``widgets``, ``advisor``.
+Modules: ``specs``, ``data``, ``models``, ``losses``, ``metrics``, ``train``, ``io``, ``store``,
+``runs``, ``executors``, ``jobs``, ``plots``, ``widgets``, ``advisor``.
 """
 from __future__ import annotations
 

@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from kdlib import data, models, paths, specs, store, train
+from kdlib.io import atomic_write_json
 
 TEMPERATURES = (1.0, 2.0, 3.0, 4.0, 5.0, 10.0, 20.0, 40.0)
 CLOCKS: dict[str, Callable[[], float]] = {"cpu": time.process_time, "wall": time.perf_counter}
@@ -372,8 +373,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         torch.set_num_threads(old_threads)
     out = args.out or paths.outputs_dir() / "bench"
     out.mkdir(parents=True, exist_ok=True)
-    store.atomic_write_json(out / "sweep.json", records)
-    store.atomic_write_json(out / "profile.json", profile)
+    atomic_write_json(out / "sweep.json", records)
+    atomic_write_json(out / "profile.json", profile)
     print(table(records, profile))
     if summary is not None:
         store.atomic_write_json(out / "summary.json", summary)

@@ -36,7 +36,7 @@ from torchvision import datasets as tvd
 from torchvision.transforms import v2
 
 from kdlib import paths
-from kdlib.store import atomic_write_bytes
+from kdlib.io import atomic_write_bytes
 
 # ----------------------------------------------------------------------------- Fashion-MNIST
 

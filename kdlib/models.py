@@ -18,6 +18,8 @@ import timm
 import torch
 from torch import nn
 
+from kdlib.io import atomic_torch_save
+
 
 @dataclass(frozen=True)
 class Arch:
@@ -169,9 +171,7 @@ def state_num_classes(state: dict[str, torch.Tensor]) -> int:
 
 
 def save_weights(model: nn.Module, path: str | Path) -> None:
-    """Atomic save of a state dict (``store.atomic_torch_save``): a crash never leaves half a file."""
-    from kdlib.store import atomic_torch_save  # store imports models lazily too: no cycle at import time
-
+    """Atomic save of a state dict (``io.atomic_torch_save``): a crash never leaves half a file."""
     atomic_torch_save({k: v.detach().cpu() for k, v in model.state_dict().items()}, Path(path))
 
 

@@ -17,6 +17,7 @@ import altair as alt
 import pandas as pd
 
 from kdlib import analysis, paths, store
+from kdlib.io import atomic_write_bytes
 
 
 def enable_offline() -> str:
@@ -38,7 +39,7 @@ def save(chart: alt.TopLevelMixin, name: str, folder: str | Path) -> list[Path]:
     out = []
     for ext in ("png", "html"):
         path = folder / f"{name}.{ext}"
-        store.atomic_write_bytes(path, chart_bytes(chart, ext))
+        atomic_write_bytes(path, chart_bytes(chart, ext))
         out.append(path)
     return out
 

@@ -9,7 +9,7 @@ materializes teachers and student initializations first, each once, under a file
 Executors: ``local`` (this process, tqdm progress), ``submitit-local`` (submitit's
 LocalExecutor: real subprocesses through the same job protocol as Slurm) and ``slurm``
 (submitit's AutoExecutor; a preempted or timed-out job is requeued and resumes from the
-run's last epoch checkpoint). See ``kdlib.cluster``.
+run's last epoch checkpoint). See ``kdlib.executors``; what one job does is ``kdlib.jobs``.
 
 Faults: a run that raises records its traceback (``error.json``) and shows up as
 ``status == "failed"`` in ``load_results``; ``ensure(..., retry_failed=True)`` runs it
@@ -17,106 +17,15 @@ again. A killed run resumes from its last good checkpoint (``kdlib.store``).
 """
 from __future__ import annotations
 
-import contextlib
 import functools
-import threading
-import warnings
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable
 
-from tqdm.auto import tqdm
-
-from kdlib import data, models, preflight, specs, train
+from kdlib import checks, data, executors, models, preflight, specs
+from kdlib.jobs import TERMINATING  # noqa: F401 - set by scheduler.on_sigterm in a job
 from kdlib.specs import EXECUTORS
-from kdlib.store import DiskFull, RunDir, Untrusted, check_root, load_results
-# Set in a job that Slurm is stopping (SIGTERM: requeue, preemption, scancel, time limit): errors
-# from then on (its data loader workers die first) are the kill's, not the run's, so none is recorded.
-TERMINATING = threading.Event()
-
-
-def materialize(spec: specs.Init, root: str | Path | None = None, *, device=None, progress: bool = True,
-                retry_failed: bool = True):
-    """Weights of a supervised run (training it, and its own init, first if missing); None for hub/random.
-
-    ``retry_failed=False``: a run that failed before raises instead of training again
-    (the jobs of a grid leave retrying a teacher to the one job that owns it).
-    """
-    if isinstance(spec, str):
-        return None
-    run = RunDir(spec, root)
-    for attempt in range(2):  # weights that fail verification are set aside: train once more
-        if not run.done:
-            init_state = materialize(spec.init, root, device=device, progress=progress, retry_failed=retry_failed)
-            with run.lock():
-                if not run.done and run.failed and not retry_failed:
-                    why = "" if run.retryable else " (for a reason retrying cannot fix: fix it first)"
-                    raise RuntimeError(f"{spec.arch} run {run.id} on {spec.dataset} failed{why}: {run.error()['error']} "
-                                       "(traceback: RunDir(spec).error()); ensure(..., retry_failed=True) retries it")
-                if not run.done:  # another process may have finished it while we waited
-                    try:
-                        train.supervised(spec, run, init_state=init_state, device=device, progress=progress)
-                    except Exception as e:  # an interrupt or a preemption is not a failure of the run
-                        if not TERMINATING.is_set():
-                            run.fail(e)
-                        raise
-        try:
-            return run.weights()
-        except Untrusted:
-            if attempt:
-                raise
-
-
-def load_model(spec: specs.Supervised, root: str | Path | None = None, *, device=None, progress: bool = True,
-               retry_failed: bool = True):
-    """The trained model of a supervised spec (a teacher), trained now if missing."""
-    state = materialize(spec, root, device=device, progress=progress, retry_failed=retry_failed)
-    info = data.dataset_info(spec.dataset, spec.preset)
-    return models.create(spec.arch, info.num_classes, preset=spec.preset, state=state)
-
-
-def run_group(group: list[specs.Distill], root: str | Path | None = None, *, device=None,
-              progress: bool = True, logit_cache: bool | None = None) -> None:
-    """The body of one job: distil every unfinished run of ``group`` in one shared pass.
-
-    Members whose newest good checkpoints differ (a kill between two members' checkpoint
-    writes, a corrupt file set aside) join the pass when it reaches their epoch.
-    ``logit_cache``: read/write the teacher's logits on the stream (default
-    ``KDLIB_LOGIT_CACHE``, on). Any failure is recorded in every run it stopped, then raised.
-    """
-    runs = sorted((RunDir(s, root) for s in group), key=lambda r: r.id)
-    try:  # teacher and initializations: trained here if missing, but not retried if they failed
-        teacher = load_model(group[0].teacher, root, device=device, progress=progress, retry_failed=False)
-        inits = {specs.run_id(s.student_init): materialize(s.student_init, root, device=device, progress=progress,
-                                                           retry_failed=False)
-                 for s in group if isinstance(s.student_init, specs.Supervised)}
-    except Exception as e:
-        for r in runs:
-            with r.lock(blocking=False) as held:
-                if held and not r.done and not TERMINATING.is_set():  # a run someone else holds is theirs
-                    r.fail(e)
-        raise
-    with contextlib.ExitStack() as stack:
-        for run in runs:  # sorted order: two jobs never wait on each other
-            stack.enter_context(run.lock())
-        todo = [r for r in runs if not r.done]
-        for r in todo:  # members resuming from different epochs join the pass at their own
-            if epoch := r.checkpoint_epoch():
-                print(f"[kdlib] resuming {r.id} from epoch {epoch}", flush=True)
-        try:
-            train.distill_pass([r.spec for r in todo], todo, teacher,
-                               student_states=[inits.get(specs.run_id(r.spec.student_init)) for r in todo],
-                               device=device, progress=progress, use_cache=logit_cache)
-        except Exception as e:  # recorded in every run it stopped (unless the job is terminating), then raised
-            for r in todo:
-                if not r.done and not TERMINATING.is_set():
-                    r.fail(e)
-            raise
-
-
-def run_supervised(spec: specs.Supervised, root: str | Path | None = None, *, device=None,
-                   progress: bool = True) -> None:
-    materialize(spec, root, device=device, progress=progress)
+from kdlib.store import RunDir, check_root, load_results
 
 
 MAX_MEMBERS = 16        # students in one pass
@@ -243,9 +152,7 @@ def _check(spec_list: Any, executor: str, max_parallel: Any) -> list[specs.Spec]
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; choose one of {EXECUTORS} ('local' trains in this "
                          "process, 'submitit-local' in subprocesses, 'slurm' as a Slurm job array)")
-    if isinstance(max_parallel, bool) or not isinstance(max_parallel, int) or max_parallel < 1:
-        raise ValueError(f"max_parallel={max_parallel!r} must be a positive integer (jobs run at once by "
-                         "'submitit-local')")
+    checks.check_int("max_parallel", max_parallel, hint=" (jobs run at once by 'submitit-local')")
     if isinstance(spec_list, (specs.Supervised, specs.Distill)):
         spec_list = [spec_list]
     spec_list = list(spec_list)
@@ -268,7 +175,7 @@ def ensure(spec_list: Iterable[specs.Spec], *, executor: str = "local", root: st
     returns when every run is done or failed; ``wait=False`` returns after submitting,
     and a later call collects whatever has landed without resubmitting runs whose job is
     still in flight. ``max_parallel`` caps the jobs ``submitit-local`` runs at once;
-    ``slurm`` holds Slurm options (see ``kdlib.cluster.SLURM_DEFAULTS``). Every bad
+    ``slurm`` holds Slurm options (see ``kdlib.executors.SLURM_DEFAULTS``). Every bad
     input is a ValueError raised before anything is submitted. Distillation runs on one
     data stream train in one pass of at most ``max_members`` students; ``logit_cache``
     (default ``KDLIB_LOGIT_CACHE``, on; jobs of the submitit executors read the variable)
@@ -279,19 +186,19 @@ def ensure(spec_list: Iterable[specs.Spec], *, executor: str = "local", root: st
     preflight.check(spec_list, root)  # what only the data can tell, before anything trains
     submitter = None
     if executor != "local":
-        from kdlib import cluster
-        submitter = cluster.Submitter(executor, root, slurm=slurm, max_parallel=max_parallel,  # validates
-                                      presets={s.preset for s in spec_list})
+        submitter = executors.Submitter(executor, root, slurm=slurm, max_parallel=max_parallel,  # validates
+                                        presets={s.preset for s in spec_list})
     sup, groups = plan(spec_list, root, retry_failed=retry_failed, max_members=max_members)
     fetch_hub_weights([*sup, *(s for g in groups for s in g)], root)
     for spec in [*sup, *(s for g in groups for s in g)]:
         RunDir(spec, root).declare()  # pending rows show up in load_results at once
     if sup or groups:
+        # Teachers and student initializations first, each once: the jobs of a grid share them.
         if submitter is None:
-            _run_local(sup, groups, root, device=device, progress=progress, retry_failed=retry_failed,
-                       logit_cache=logit_cache)
-        else:
-            submitter.submit(sup, groups, wait=wait, progress=progress)
+            needed = prerequisites(sup, groups, root, retry_failed=retry_failed)
+            executors.run_local(needed, groups, root, device=device, progress=progress, logit_cache=logit_cache)
+        else:  # (as before the layout change: the submitit path leaves non-retryable teachers out)
+            submitter.submit(prerequisites(sup, groups, root), groups, wait=wait, progress=progress)
     return _rows(root, spec_list)
 
 
@@ -302,36 +209,3 @@ def _rows(root: Path, spec_list: list[specs.Spec]):
         return frame
     frame = frame.set_index("run_id")
     return frame.loc[[i for i in ids if i in frame.index]].reset_index()
-
-
-def _run_local(sup, groups, root, *, device, progress, retry_failed=False, logit_cache=None):
-    first = prerequisites(sup, groups, root, retry_failed=retry_failed)
-    total = len(first) + sum(len(g) for g in groups)
-    failed = []
-    with tqdm(total=total, desc="runs", disable=not progress) as bar:
-        for rid, spec in first.items():
-            try:
-                run_supervised(spec, root, device=device, progress=progress)
-            except DiskFull:
-                raise  # every other run would stop on it too; the message says what to free
-            except Exception as e:  # noqa: BLE001 - recorded in the store; go on with the grid
-                failed.append((rid, e))
-            bar.update(1)
-        for group in groups:
-            try:
-                run_group(group, root, device=device, progress=progress, logit_cache=logit_cache)
-            except DiskFull:
-                raise
-            except Exception as e:  # noqa: BLE001
-                failed += [(specs.run_id(s), e) for s in group if not RunDir(s, root).done]
-            bar.update(len(group))
-    if failed:
-        warn_failed(failed)
-
-
-def warn_failed(failed: list[tuple[str, Any]]) -> None:
-    lines = [f"  {rid}: {str(e).strip().splitlines()[-1] if str(e).strip() else repr(e)}" for rid, e in failed[:10]]
-    more = f"\n  ... and {len(failed) - 10} more" if len(failed) > 10 else ""
-    warnings.warn(f"{len(failed)} run(s) failed; their tracebacks are in the store (load_results(...)['error'], "
-                  "RunDir(spec).error()); rerun with ensure(..., retry_failed=True):\n" + "\n".join(lines) + more,
-                  RuntimeWarning, stacklevel=3)

@@ -35,9 +35,9 @@ def on_sigterm(signum, frame) -> None:
     submitit only ignores SIGTERM, but the data loader workers die of it, and the pass would
     fail and be recorded as failed; the runs must instead stay not done and resume later.
     """
-    from kdlib import runs
+    from kdlib import jobs
 
-    runs.TERMINATING.set()
+    jobs.TERMINATING.set()
     raise Terminated("SIGTERM: Slurm is stopping this job (requeue, preemption, scancel or time limit); its runs "
                      "stay not done and resume from their last checkpoints")
 

@@ -16,7 +16,7 @@ import sys
 import pytest
 import torch
 
-from kdlib import data, runs, specs, store, train
+from kdlib import data, jobs, runs, specs, store, train
 
 pytestmark = pytest.mark.training  # make test-fast leaves these out
 
@@ -44,7 +44,7 @@ def one_thread():
 @pytest.fixture(scope="module")
 def teacher_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("teacher")
-    runs.materialize(TEACHER, root, progress=False)
+    jobs.materialize(TEACHER, root, progress=False)
     return root
 
 
@@ -88,7 +88,7 @@ KILLED_JOB = r"""
 import json, os, signal, sys
 import torch
 torch.set_num_threads(1)
-from kdlib import runs, specs, store, train
+from kdlib import io, runs, specs, store, train
 
 spec = specs.from_dict(json.loads(sys.argv[1]))
 root, where, kill_at = sys.argv[2], sys.argv[3], int(sys.argv[4])
@@ -106,7 +106,7 @@ if where == "mid-epoch":  # SIGKILL between two optimizer steps of an epoch
     train.clip_per_tensor = counting
 else:  # SIGKILL with half of a file's bytes on disk
     prefix = {"mid-checkpoint-write": ".ckpt-2.pt.", "mid-state-write": ".state.json."}[where]
-    write = store._write
+    write = io._write
     def torn(f, data):
         path = os.readlink(f"/proc/self/fd/{f.fileno()}")
         after_ckpt2 = os.path.exists(os.path.join(os.path.dirname(path), "ckpt-2.pt"))
@@ -116,7 +116,7 @@ else:  # SIGKILL with half of a file's bytes on disk
             os.fsync(f.fileno())
             die()
         write(f, data)
-    store._write = torn
+    io._write = torn
 runs.ensure([spec], root=root, progress=False)
 raise SystemExit("the run was not killed")
 """

@@ -29,7 +29,7 @@ import pytest
 import torch
 from PIL import Image
 
-from kdlib import cluster, runs, specs, store
+from kdlib import executors, runs, specs, store
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.training]
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "local_slurm.sh"
@@ -204,7 +204,7 @@ def landed(slurm_cluster, tmp_path_factory, teacher):
 def test_a_grid_runs_as_a_teacher_job_then_a_dependent_array_collected_later(landed, teacher):
     root, grid, frame = landed["root"], landed["grid"], landed["frame"]
     assert set(landed["pending"]["status"]) == {"pending"} and len(landed["pending"]) == 4
-    assert cluster.inflight(root) == {}  # every run landed: nothing left in flight
+    assert executors.inflight(root) == {}  # every run landed: nothing left in flight
     jobs = {j["id"]: j for j in landed["first"]}
     teacher_job = [j for j in jobs if "_" not in j]
     array = sorted(j for j in jobs if "_" in j)

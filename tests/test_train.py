@@ -10,7 +10,7 @@ import time
 import pytest
 import torch
 
-from kdlib import data, metrics, models, runs, specs, store, train
+from kdlib import data, jobs, metrics, models, runs, specs, store, train
 
 pytestmark = pytest.mark.training  # make test-fast leaves these out
 
@@ -25,7 +25,7 @@ def distill_spec(temperature, epochs=3, **kwargs):
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
     root = tmp_path_factory.mktemp("store")
-    runs.materialize(TEACHER, root, progress=False)
+    jobs.materialize(TEACHER, root, progress=False)
     return root
 
 
@@ -119,7 +119,7 @@ def test_per_tensor_clipping_bounds_every_gradient():
 
 
 def test_teacher_and_dataset_class_counts_must_match(root):
-    teacher = runs.load_model(TEACHER, root)
+    teacher = jobs.load_model(TEACHER, root)
     spec = specs.distill(specs.teacher("resnet50", "fmnist-coarse", origin="scratch", epochs=1), "resnet18",
                          temperature=1, epochs=1)
     with pytest.raises(ValueError, match="classes"):

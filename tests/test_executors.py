@@ -13,7 +13,7 @@ import pytest
 import submitit
 import torch
 
-from kdlib import cluster, runs, specs, store
+from kdlib import executors, runs, specs, store
 
 pytestmark = pytest.mark.training  # make test-fast leaves these out
 
@@ -184,7 +184,7 @@ def fake_slurm(monkeypatch):
     monkeypatch.setattr(submitit.core.utils, "CommandFunction", fake.command_function)
     monkeypatch.setattr(subprocess, "run", fake.run)
     monkeypatch.setattr(submitit.SlurmJob, "watcher", type(submitit.SlurmJob.watcher)(delay_s=600))
-    monkeypatch.setattr(cluster, "_JOBS", {})
+    monkeypatch.setattr(executors, "_JOBS", {})
     return fake
 
 
@@ -221,31 +221,31 @@ def test_the_slurm_array_of_a_grid(tmp_path, grid, fake_slurm):
     assert sorted(by_job) == ["4242", "4243_0", "4243_1"]
     for job_id in ("4243_0", "4243_1"):
         delayed = submitit.SlurmJob(root / "_jobs", job_id).submission()
-        assert isinstance(delayed.function, cluster.Job)
+        assert isinstance(delayed.function, executors.Job)
         payload = delayed.args[0]
         assert {specs.run_id(specs.from_dict(d)) for d in payload} == by_job[job_id]
         assert len({specs.from_dict(d).share_key for d in payload}) == 1
 
     # In flight (squeue says RUNNING): a rerun, here or from another process, submits nothing.
     runs.ensure(grid, executor="slurm", root=root, wait=False, progress=False, slurm=options)
-    cluster._JOBS.clear()
+    executors._JOBS.clear()
     runs.ensure(grid, executor="slurm", root=root, wait=False, progress=False, slurm=options)
     assert len(fake_slurm.scripts) == 2
     # Jobs that ended without landing their runs (cancelled, say) are submitted again.
     fake_slurm.state = "CANCELLED"
-    cluster._JOBS.clear()
+    executors._JOBS.clear()
     runs.ensure(grid, executor="slurm", root=root, wait=False, progress=False, slurm=options)
     assert len(fake_slurm.scripts) == 4
 
 
 def test_the_paper_preset_asks_a_gpu_and_the_mini_preset_does_not():
-    paper, _ = cluster.slurm_parameters(None, ["paper"])
+    paper, _ = executors.slurm_parameters(None, ["paper"])
     assert (paper["gpus_per_node"], paper["cpus_per_task"], paper["mem_gb"]) == (1, 8, 32)
-    mini, _ = cluster.slurm_parameters(None, ["mini"])
+    mini, _ = executors.slurm_parameters(None, ["mini"])
     assert "gpus_per_node" not in mini and (mini["cpus_per_task"], mini["mem_gb"]) == (2, 4)
-    mixed, _ = cluster.slurm_parameters(None, ["mini", "paper"])  # the most demanding preset of a grid
+    mixed, _ = executors.slurm_parameters(None, ["mini", "paper"])  # the most demanding preset of a grid
     assert mixed["gpus_per_node"] == 1
-    asked, _ = cluster.slurm_parameters({"gpus_per_node": 2, "mem_gb": 1}, ["mini"])  # what is asked wins
+    asked, _ = executors.slurm_parameters({"gpus_per_node": 2, "mem_gb": 1}, ["mini"])  # what is asked wins
     assert (asked["gpus_per_node"], asked["mem_gb"]) == (2, 1)
 
 

@@ -1,18 +1,22 @@
-"""Run a grid as submitit jobs: subprocesses on this machine, or a Slurm job array.
+"""Where a grid's jobs run: this process, subprocesses on this machine, or a Slurm job array.
 
 One job = one shared distillation pass (runs that differ only in temperature/loss) or one
-supervised run (a teacher, or a student initialization, with its own init chain). The
-supervised jobs go first; on Slurm the distillation array waits for them with
-``--dependency=afterany``, locally it is submitted once they have ended.
+supervised run (a teacher, or a student initialization, with its own init chain); its
+body is ``kdlib.jobs``. ``run_local`` runs the jobs here, one after another, under a
+tqdm bar. ``Submitter`` sends them through submitit: the supervised jobs go first; on
+Slurm the distillation array waits for them with ``--dependency=afterany``, locally it
+is submitted once they have ended.
 
 Jobs are ``submitit.helpers.Checkpointable``: when Slurm preempts or times out a job
 (submitit's USR2 handler), submitit requeues it with the same arguments, and the rerun
-resumes from each run's last epoch checkpoint in the store. Submitted job ids are kept in
-``<root>/_jobs/inflight.json``: a later ``ensure`` (after ``wait=False``, or from another
-notebook) waits for a run whose job is pending or running (squeue says so, see
-``kdlib.scheduler``) instead of submitting it again; a run's file lock makes sure it is
-trained once anyway. ``LocalExecutor`` starts every job at once; kdlib jobs take one of
-``max_parallel`` slot locks, so at most that many train together, each with
+resumes from each run's last epoch checkpoint in the store. The submitted job ids are
+kept in ``<root>/_jobs/inflight.json`` so that a later ``ensure`` (after ``wait=False``,
+or from another notebook) waits for a run whose job is still pending or running instead
+of submitting it again. Even if two jobs do run the same run, its file lock makes one
+train it and the other find it done.
+
+``LocalExecutor`` starts every job at once; kdlib jobs take one of ``max_parallel`` slot
+locks before they work, so at most that many train together, each with
 ``cpu_count // max_parallel`` torch threads.
 """
 from __future__ import annotations
@@ -23,14 +27,16 @@ import json
 import os
 import signal
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import submitit
 from tqdm.auto import tqdm
 
-from kdlib import scheduler, specs
-from kdlib.store import RunDir, atomic_write_json
+from kdlib import jobs, scheduler, specs
+from kdlib.io import DiskFull, atomic_write_json
+from kdlib.store import RunDir
 
 # kdlib's names for the usual sbatch resources. Any other SlurmExecutor parameter (qos,
 # account, constraint, exclude, setup, signal_delay_s, ...) passes through as is; sbatch
@@ -64,8 +70,6 @@ class Job(submitit.helpers.Checkpointable):
                  slots: int | None = None) -> list[str]:
         import torch
 
-        from kdlib import runs
-
         threads = threads or int(os.environ.get("SLURM_CPUS_PER_TASK", 0))  # a node's cores are not all ours
         if threads:
             torch.set_num_threads(threads)
@@ -75,13 +79,9 @@ class Job(submitit.helpers.Checkpointable):
         with _slot(Path(root) / "_jobs" / "slots", slots):
             print(f"[kdlib] job runs {', '.join(ids)} ({torch.get_num_threads()} threads)", flush=True)
             try:
-                if isinstance(todo[0], specs.Supervised):
-                    for spec in todo:
-                        runs.run_supervised(spec, root, progress=False)
-                else:
-                    runs.run_group(todo, root, progress=False)
+                jobs.run_job(todo, root, progress=False)
             except Exception as e:  # noqa: BLE001 - a worker killed by the same SIGTERM may raise first
-                if runs.TERMINATING.is_set():
+                if jobs.TERMINATING.is_set():
                     raise scheduler.Terminated(f"SIGTERM, then {type(e).__name__}: {e}") from e
                 raise
         return ids
@@ -111,7 +111,44 @@ def _slot(folder: Path, slots: int | None) -> Iterator[None]:
         time.sleep(0.5)
 
 
-# ----------------------------------------------------------------------------- executors
+# ----------------------------------------------------------------------------- this process
+
+def run_local(needed: dict[str, specs.Supervised], groups: list[list[specs.Distill]], root: Path, *,
+              device=None, progress: bool = True, logit_cache: bool | None = None) -> None:
+    """Every job here, one after another: the supervised runs first, then the distillation groups."""
+    total = len(needed) + sum(len(g) for g in groups)
+    failed = []
+    with tqdm(total=total, desc="runs", disable=not progress) as bar:
+        for rid, spec in needed.items():
+            try:
+                jobs.run_supervised(spec, root, device=device, progress=progress)
+            except DiskFull:
+                raise  # every other run would stop on it too; the message says what to free
+            except Exception as e:  # noqa: BLE001 - recorded in the store; go on with the grid
+                failed.append((rid, e))
+            bar.update(1)
+        for group in groups:
+            try:
+                jobs.run_group(group, root, device=device, progress=progress, logit_cache=logit_cache)
+            except DiskFull:
+                raise
+            except Exception as e:  # noqa: BLE001
+                failed += [(specs.run_id(s), e) for s in group if not RunDir(s, root).done]
+            bar.update(len(group))
+    if failed:
+        warn_failed(failed)
+
+
+def warn_failed(failed: list[tuple[str, Any]]) -> None:
+    """One warning for every run of a grid that failed, with where to find its traceback."""
+    lines = [f"  {rid}: {str(e).strip().splitlines()[-1] if str(e).strip() else repr(e)}" for rid, e in failed[:10]]
+    more = f"\n  ... and {len(failed) - 10} more" if len(failed) > 10 else ""
+    warnings.warn(f"{len(failed)} run(s) failed; their tracebacks are in the store (load_results(...)['error'], "
+                  "RunDir(spec).error()); rerun with ensure(..., retry_failed=True):\n" + "\n".join(lines) + more,
+                  RuntimeWarning, stacklevel=3)
+
+
+# ----------------------------------------------------------------------------- submitit executors
 
 def slurm_defaults(presets: Iterable[str] = ("paper",)) -> dict[str, Any]:
     """SLURM_DEFAULTS with the resources of the most demanding preset (by its world) of a grid."""
@@ -268,13 +305,12 @@ class Submitter:
         return make_executor(self.executor, self.folder, slurm=self.slurm, dependency=dependency,
                              presets=self.presets)
 
-    def submit(self, sup: list[specs.Supervised], groups: list[list[specs.Distill]], *, wait: bool = True,
+    def submit(self, needed: dict[str, specs.Supervised], groups: list[list[specs.Distill]], *, wait: bool = True,
                progress: bool = True) -> list[Any]:
-        from kdlib.runs import prerequisites
+        """``needed``: the supervised runs to train first, by run id (``runs.prerequisites``)."""
 
         busy = inflight(self.root)
         # Teachers and student initializations first, each once: the jobs of a grid share them.
-        needed = prerequisites(sup, groups, self.root)
         first = [[s] for rid, s in needed.items() if rid not in busy]
         second = [p for g in groups if (p := [s for s in g if specs.run_id(s) not in busy])]
         waiting = list(dict.fromkeys([*needed, *(specs.run_id(s) for g in groups for s in g)]))
@@ -295,7 +331,6 @@ class Submitter:
             failed = [(rid, _error_line(self.root / rid)) for rid in waiting
                       if _landed(self.root / rid) and not (self.root / rid / "result.json").is_file()]
             if failed:
-                from kdlib.runs import warn_failed
                 warn_failed(failed)
         bar.close()
         return [j for j, _ in jobs]
