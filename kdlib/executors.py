@@ -34,7 +34,7 @@ from typing import Any, Iterable, Iterator
 import submitit
 from tqdm.auto import tqdm
 
-from kdlib import jobs, scheduler, specs
+from kdlib import checks, jobs, scheduler, specs
 from kdlib.io import DiskFull, atomic_write_json
 from kdlib.store import RunDir
 
@@ -169,8 +169,7 @@ def slurm_parameters(slurm: dict[str, Any] | None, presets: Iterable[str] = ("pa
             raise ValueError(f"slurm {key}={options[key]!r}: a kdlib job is one process on one node "
                              "(a grid becomes a job array instead); leave it at 1")
     max_num_timeout = options.pop("max_num_timeout")
-    if isinstance(max_num_timeout, bool) or not isinstance(max_num_timeout, int) or max_num_timeout < 0:
-        raise ValueError(f"slurm max_num_timeout={max_num_timeout!r} must be an integer >= 0")
+    checks.check_int("slurm max_num_timeout", max_num_timeout, minimum=0)
     params: dict[str, Any] = {}
     for key, value in options.items():
         if value is None:

@@ -12,16 +12,11 @@ import math
 
 import torch
 
+from kdlib import checks
+
 
 def _check_logits(logits: torch.Tensor, min_classes: int = 2) -> torch.Tensor:
-    if logits.ndim != 2 or logits.shape[0] == 0 or logits.shape[1] < min_classes:
-        raise ValueError(f"expected logits of shape [N > 0, C >= {min_classes}], got {tuple(logits.shape)}")
-    return logits.double()
-
-
-def _check_temperature(temperature: float) -> None:
-    if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
-        raise ValueError(f"temperature={temperature!r} must be a finite number > 0")
+    return checks.check_logits(logits, min_classes=min_classes).double()
 
 
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
@@ -39,7 +34,7 @@ def entropy(probs: torch.Tensor) -> torch.Tensor:
 
 def relative_entropy(logits: torch.Tensor, temperature: float = 1.0) -> float:
     """Mean of H(softmax(z/T)) / log C: 0 for one-hot, 1 for uniform (paper's H_all)."""
-    _check_temperature(temperature)
+    checks.check_temperature(temperature)
     z = _check_logits(logits)
     p = torch.softmax(z / temperature, dim=1)
     return (entropy(p) / math.log(z.shape[1])).mean().item()
@@ -47,7 +42,7 @@ def relative_entropy(logits: torch.Tensor, temperature: float = 1.0) -> float:
 
 def relative_entropy_without_max(logits: torch.Tensor, temperature: float = 1.0) -> float:
     """Paper's H_-max: drop each row's argmax, renormalize, divide by log(C - 1)."""
-    _check_temperature(temperature)
+    checks.check_temperature(temperature)
     z = _check_logits(logits, 3)
     rest = without_argmax(torch.log_softmax(z / temperature, dim=1))
     p = torch.softmax(rest, dim=1)  # renormalized over the C - 1 other classes
@@ -63,7 +58,7 @@ def without_argmax(values: torch.Tensor) -> torch.Tensor:
 
 def sorted_profile(logits: torch.Tensor, temperature: float = 1.0, *, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Average of each sample's softmax at T sorted in decreasing order (paper Fig. 4), computed in float64."""
-    _check_temperature(temperature)
+    checks.check_temperature(temperature)
     z = _check_logits(logits, 1)
     p = torch.softmax(z / temperature, dim=1)
     return p.sort(dim=1, descending=True).values.mean(0).to(dtype)

@@ -219,12 +219,10 @@ class Distill:
     def __post_init__(self) -> None:
         if not isinstance(self.teacher, Supervised):
             raise ValueError(f"teacher must be a Supervised spec (kdlib.specs.teacher(...)), got {self.teacher!r}")
-        t = self.temperature
-        if t is not None:
-            if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0:
-                raise ValueError(f"temperature={t!r} must be a finite number > 0 (the study uses 1 to 40), "
-                                 "or None for the method's own default")
-            object.__setattr__(self, "temperature", float(t))
+        if self.temperature is not None:
+            t = checks.check_temperature(self.temperature,
+                                         hint=" (the study uses 1 to 40), or None for the method's own default")
+            object.__setattr__(self, "temperature", t)
         if isinstance(self.method_args, dict):
             object.__setattr__(self, "method_args", tuple(sorted(self.method_args.items())))
         object.__setattr__(self, "method_args", tuple(tuple(kv) for kv in self.method_args))

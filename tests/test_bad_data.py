@@ -14,6 +14,7 @@ from PIL import Image
 import kdlib
 from kdlib import data, runs, specs, store
 from kdlib import data_check as check
+from kdlib.data import mini
 
 
 def _folder(root: Path, classes, per_class=2, splits=("train", "test")) -> None:
@@ -119,7 +120,7 @@ def test_a_teacher_whose_dataset_gained_a_class_is_refused_before_the_student_tr
 @pytest.fixture
 def fashion_copy(tmp_path, monkeypatch):
     """Fashion-MNIST's four gzipped IDX files under a fresh KDLIB_DATA, with an empty cache."""
-    if data._idx_files(data.DEBIAN_FASHION_MNIST) is None:
+    if mini._idx_files(data.DEBIAN_FASHION_MNIST) is None:
         pytest.skip("Fashion-MNIST is not installed (sudo apt-get install dataset-fashion-mnist)")
     folder = tmp_path / "fmnist"
     shutil.copytree(data.DEBIAN_FASHION_MNIST, folder)

@@ -14,6 +14,7 @@ from PIL import Image
 from torchvision.transforms import v2
 
 from kdlib import data
+from kdlib.data import mini, transforms
 
 DEBIAN = Path("/usr/share/datasets/fashion-mnist")
 
@@ -67,7 +68,7 @@ def test_class_names_and_hierarchy():
 def test_debian_files_are_decompressed_into_the_cache(fm_root, outputs_root):
     assert fm_root == outputs_root / "cache"
     raw = fm_root / "FashionMNIST" / "raw"
-    assert sorted(p.name for p in raw.iterdir()) == sorted(data._IDX_FILES)  # no temporary files left behind
+    assert sorted(p.name for p in raw.iterdir()) == sorted(mini._IDX_FILES)  # no temporary files left behind
     ds = torchvision.datasets.FashionMNIST(str(fm_root), train=False, download=False)
     assert len(ds) == 10000
     with gzip.open(DEBIAN / "t10k-labels-idx1-ubyte.gz", "rb") as f:
@@ -82,21 +83,21 @@ def test_explicit_root(fm_root):
 def test_kdlib_data_gz_files_decompress_into_a_fresh_cache(tmp_path, monkeypatch):
     src = tmp_path / "data" / "fashion-mnist"
     src.mkdir(parents=True)
-    for name in data._IDX_FILES:
+    for name in mini._IDX_FILES:
         (src / f"{name}.gz").symlink_to(DEBIAN / f"{name}.gz")
     monkeypatch.setenv("KDLIB_DATA", str(tmp_path / "data"))
     monkeypatch.setenv("KDLIB_OUTPUTS", str(tmp_path / "out"))
     root = data.fashion_mnist_root()
     assert root == tmp_path / "out" / "cache"
     assert len(torchvision.datasets.FashionMNIST(str(root), train=True, download=False)) == 60000
-    assert sorted(p.name for p in (root / "FashionMNIST" / "raw").iterdir()) == sorted(data._IDX_FILES)
+    assert sorted(p.name for p in (root / "FashionMNIST" / "raw").iterdir()) == sorted(mini._IDX_FILES)
 
 
 def test_truncated_file_is_reported(tmp_path, monkeypatch, fm_root):
     monkeypatch.setenv("KDLIB_OUTPUTS", str(tmp_path / "out"))
     raw = tmp_path / "out" / "cache" / "FashionMNIST" / "raw"
     raw.mkdir(parents=True)
-    for name in data._IDX_FILES:
+    for name in mini._IDX_FILES:
         (raw / name).symlink_to(fm_root / "FashionMNIST" / "raw" / name)
     (raw / "t10k-labels-idx1-ubyte").unlink()
     (raw / "t10k-labels-idx1-ubyte").write_bytes(b"\0" * 100)
@@ -106,7 +107,7 @@ def test_truncated_file_is_reported(tmp_path, monkeypatch, fm_root):
 
 def test_nothing_found_names_every_place_and_fix(tmp_path, monkeypatch):
     _no_data_env(monkeypatch, tmp_path)
-    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", tmp_path / "nowhere")
+    monkeypatch.setattr(mini, "DEBIAN_FASHION_MNIST", tmp_path / "nowhere")
     monkeypatch.setenv("KDLIB_DOWNLOAD", "0")  # never reach for the network in tests
     with pytest.raises(ValueError) as err:
         data.fashion_mnist_root()
@@ -125,7 +126,7 @@ def test_nothing_found_names_every_place_and_fix(tmp_path, monkeypatch):
 def test_mini_world_is_deterministic_from_its_seed(fm_root):
     world = data.MiniWorld()
     a = data.mini_split(world)
-    b = data._mini_split.__wrapped__(world, str(fm_root))  # recomputed, not cached
+    b = mini._mini_split.__wrapped__(world, str(fm_root))  # recomputed, not cached
     for field in ("general", "pool", "fewshot", "test"):
         assert torch.equal(getattr(a, field), getattr(b, field))
     c = data.mini_split(data.MiniWorld(seed=1))
@@ -143,9 +144,9 @@ def test_corpus_pool_fewshot_and_test_sets(fm_root):
     assert len(general) == world.general_size and not general & pool
     assert general | pool == set(range(60000))
     assert set(s.fewshot.tolist()) <= pool
-    _, train_labels = data._fashion_arrays(str(fm_root), True)
+    _, train_labels = mini._fashion_arrays(str(fm_root), True)
     assert torch.bincount(train_labels[s.fewshot], minlength=10).tolist() == [world.shots] * 10
-    _, test_labels = data._fashion_arrays(str(fm_root), False)
+    _, test_labels = mini._fashion_arrays(str(fm_root), False)
     assert len(set(s.test.tolist())) == world.test_size
     assert torch.bincount(test_labels[s.test], minlength=10).tolist() == [world.test_size // 10] * 10
 
@@ -207,7 +208,7 @@ def test_mini_train_transform_keeps_uint8_32px_and_matches_torchvision():
         torch.manual_seed(i)
         fast = aug(img)
         torch.manual_seed(i)
-        ref = data._from_pil(aug.reference(data._to_pil(img)))
+        ref = transforms._from_pil(aug.reference(transforms._to_pil(img)))
         assert torch.equal(fast, ref), i
 
 

@@ -1,0 +1,110 @@
+"""The dataset registry: names per preset, their facts, and building one split.
+
+``mini`` names the mini world's sets on Fashion-MNIST (``kdlib.data.mini``); ``paper``
+the study's real datasets (``kdlib.data.paper``); ``imagefolder:<path>`` any folder of
+class folders. A wrong name is a ValueError listing the right ones.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from kdlib.data.base import PRESETS, SPLITS, DatasetInfo, KDDataset
+from kdlib.data.mini import FASHION_CLASSES, MINI_SETS, MINI_WORLD, build_mini, mini_info
+from kdlib.data.paper import _FOLDER_LAYOUT, _IMAGEFOLDER, _PAPER, build_files, paper_info
+from kdlib.data.transforms import MINI_RANDAUG, PAPER_RANDAUG
+
+
+def dataset_names(preset: str | None = None) -> list[str]:
+    """The registered dataset names of ``preset`` (all presets when None); ``imagefolder:<path>`` also works."""
+    if preset is None:
+        return list(MINI_SETS) + list(_PAPER)
+    _check_preset(preset)
+    return list(MINI_SETS) if _world(preset) == "mini" else list(_PAPER)
+
+
+def _world(preset: str) -> str:
+    """The world of ``preset``: itself for ``mini``/``paper``, the one it shares otherwise (``patient``: mini)."""
+    if preset in PRESETS:
+        return preset
+    from kdlib import specs
+    if isinstance(preset, str) and preset in specs.PRESETS:
+        return specs.world(preset)
+    shared = sorted(set(specs.PRESETS) - set(PRESETS))
+    raise ValueError(f"unknown preset {preset!r}; choose one of {list(PRESETS)} or a preset on one of these worlds "
+                     f"{shared} ('mini' is Fashion-MNIST on a CPU, 'patient' the same world trained longer, "
+                     "'paper' the study's datasets at 224 px)")
+
+
+def _check_preset(preset: str) -> None:
+    _world(preset)
+
+
+def _check_name(name: str, preset: str) -> None:
+    _check_preset(preset)
+    if isinstance(name, str) and name.startswith(_IMAGEFOLDER):
+        if not name[len(_IMAGEFOLDER):]:
+            raise ValueError("dataset 'imagefolder:' needs a path: 'imagefolder:/data/my_set' with "
+                             f"{_FOLDER_LAYOUT} inside")
+        return
+    if name in dataset_names(preset):
+        return
+    other = [p for p in PRESETS if p != preset and name in dataset_names(p)]
+    hint = f" ({name!r} belongs to preset {other[0]!r})" if other else ""
+    raise ValueError(f"unknown dataset {name!r} for preset {preset!r}{hint}; choose one of "
+                     f"{dataset_names(preset)} or 'imagefolder:<path>' ({_FOLDER_LAYOUT})")
+
+
+def check_name(name: Any, preset: str) -> None:
+    """Refuse a dataset name that ``preset`` does not know, naming the allowed ones."""
+    if not isinstance(name, str):
+        raise ValueError(f"dataset={name!r} must be a dataset name (a string), e.g. {dataset_names(preset)[0]!r}")
+    _check_name(name, preset)
+
+
+_PAPER_TRAIN_SIZES = {"pets": 3680, "cifar100": 50000, "cars": 8144, "tiny-imagenet": 100000}
+
+
+def train_size(name: str, preset: str = "mini") -> int | None:
+    """Images in the train split, known without reading any data (None: only the data can tell)."""
+    if name in MINI_SETS:
+        return MINI_WORLD.general_size if MINI_SETS[name][0] == "general" else MINI_WORLD.shots * len(FASHION_CLASSES)
+    return _PAPER_TRAIN_SIZES.get(name)
+
+
+def _image_geometry(preset: str) -> tuple[int, int, str]:
+    """(channels, size, PIL mode): the mini models take 1x32x32, the paper's 3x224x224."""
+    return (1, 32, "L") if _world(preset) == "mini" else (3, 224, "RGB")
+
+
+def dataset_info(name: str, preset: str = "mini") -> DatasetInfo:
+    """Classes, channels and resolution of ``name``; works without the data for the registered paper sets."""
+    _check_name(name, preset)
+    if name in MINI_SETS:
+        return mini_info(name)
+    chans, size, _ = _image_geometry(preset)
+    return paper_info(name, chans, size)
+
+
+def build_dataset(name: str, split: str, *, preset: str = "mini", train_transform: bool | None = None,
+                  root: str | os.PathLike | None = None, seed: int = 0) -> KDDataset:
+    """Dataset ``name``'s ``split`` ("train" or "test") with the preset's augmentation.
+
+    ``train_transform`` defaults to ``split == "train"``. For the mini world ``seed``
+    picks the world (``MiniWorld(seed=seed)``: corpus, few-shot draw and test subset),
+    so a pretraining run and the target runs built on it must share the seed for the
+    target images to stay unseen by the pretraining (``specs``' builders pass it along).
+    The paper datasets have fixed official splits and ignore ``seed``. ``root``
+    overrides where the data is looked for: by default ``$KDLIB_DATA/<name>``, or
+    ``<outputs>/cache/datasets/<name>`` when ``KDLIB_DATA`` is unset. A relative
+    ``imagefolder:<path>`` is relative to the working directory.
+    """
+    _check_name(name, preset)
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose one of {list(SPLITS)}")
+    train = split == "train" if train_transform is None else bool(train_transform)
+    if name in MINI_SETS:
+        return build_mini(name, split, train, root, seed)
+    _, size, mode = _image_geometry(preset)
+    randaug = MINI_RANDAUG if _world(preset) == "mini" else PAPER_RANDAUG
+    return build_files(name, split, train, size=size, mode=mode, randaug=randaug, root=root)
