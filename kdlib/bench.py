@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from kdlib import data, models, paths, specs, store, train
 from kdlib.io import atomic_write_json
 
-TEMPERATURES = (1.0, 2.0, 3.0, 4.0, 5.0, 10.0, 20.0, 40.0)
+TEMPERATURES = specs.temperature_grid("paper")
 CLOCKS: dict[str, Callable[[], float]] = {"cpu": time.process_time, "wall": time.perf_counter}
 _clock: Callable[[], float] = time.process_time
 

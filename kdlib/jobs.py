@@ -11,7 +11,10 @@ import contextlib
 import threading
 from pathlib import Path
 
+import torch
+
 from kdlib import data, models, specs, train
+from kdlib.io import atomic_torch_save
 from kdlib.store import RunDir, Untrusted
 
 
@@ -58,6 +61,44 @@ def load_model(spec: specs.Supervised, root: str | Path | None = None, *, device
     state = materialize(spec, root, device=device, progress=progress, retry_failed=retry_failed)
     info = data.dataset_info(spec.dataset, spec.preset)
     return models.create(spec.arch, info.num_classes, preset=spec.preset, state=state)
+
+
+def teacher_logits(teacher: specs.Supervised, split: str = "train", root: str | Path | None = None, *,
+                   seed: int = 0, device=None, progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """The teacher's logits and the labels on the plain (un-augmented) ``split`` of its dataset.
+
+    Computed once (the teacher trained first if missing) and cached in the teacher's run
+    folder as ``logits-<split>-seed<seed>.pt``, so every notebook, explorer and advisor
+    call reads the same tensors. ``seed`` picks the mini world the split is drawn from
+    (``data.build_dataset(..., seed=seed)``; the paper's datasets ignore it).
+    """
+    if not isinstance(teacher, specs.Supervised):
+        raise ValueError(f"teacher={teacher!r} must be a Supervised spec (kdlib.specs.teacher(...))")
+    if split not in data.SPLITS:
+        raise ValueError(f"split={split!r}; choose one of {list(data.SPLITS)}")
+    run = RunDir(teacher, root)
+    file = run.path / f"logits-{split}-seed{seed}.pt"
+    if run.done:
+        cached = _read_logits(file)
+        if cached is not None:
+            return cached
+    model = load_model(teacher, root, device=device, progress=progress)
+    dataset = data.build_dataset(teacher.dataset, split, preset=teacher.preset, seed=seed, train_transform=False)
+    logits, labels = train.predict(model, dataset, device=device, progress=progress)
+    atomic_torch_save({"logits": logits, "labels": labels}, file)
+    return logits, labels
+
+
+def _read_logits(file: Path) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """A cached pair, or None when the file is missing or unreadable (then it is computed again)."""
+    try:
+        saved = torch.load(file, map_location="cpu", weights_only=True)
+        return saved["logits"], saved["labels"]
+    except FileNotFoundError:
+        return None
+    except Exception as e:  # noqa: BLE001 - a damaged cache is recomputed, never trusted
+        print(f"[kdlib] cached teacher logits {file} unusable ({e}); computing them again", flush=True)
+        return None
 
 
 def run_supervised(spec: specs.Supervised, root: str | Path | None = None, *, device=None,

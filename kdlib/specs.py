@@ -111,6 +111,11 @@ PRESETS: dict[str, Preset] = {
 VIT_ARCHS = ("vit_s",)
 
 
+def temperature_grid(preset_name: str = "mini") -> tuple[float, ...]:
+    """The temperatures a study sweeps in ``preset_name`` (paper: 1 to 40 as in Fig. 1; mini: five of them)."""
+    return tuple(float(t) for t in preset(preset_name).temperatures)
+
+
 def preset(name: str) -> Preset:
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)} ('mini' runs on a laptop CPU "

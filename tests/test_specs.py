@@ -138,3 +138,11 @@ PINNED_IDS = [
 @pytest.mark.parametrize("build, expected", PINNED_IDS)
 def test_run_ids_of_existing_specs_never_change(build, expected):
     assert specs.run_id(build()) == expected
+
+
+def test_the_temperature_grid_is_the_presets_sweep_as_floats():
+    assert specs.temperature_grid("paper") == (1.0, 2.0, 3.0, 4.0, 5.0, 10.0, 20.0, 40.0)  # Fig. 1 of the paper
+    assert specs.temperature_grid() == (1.0, 2.0, 4.0, 10.0, 40.0)
+    assert all(type(t) is float for t in specs.temperature_grid("paper"))
+    with pytest.raises(ValueError, match="unknown preset"):
+        specs.temperature_grid("tiny")

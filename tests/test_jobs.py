@@ -1,0 +1,56 @@
+"""kdlib.jobs: a job's body, and the teacher logits every later reader shares."""
+import os
+
+import pytest
+import torch
+
+from kdlib import data, jobs, specs, store, train
+
+TEACHER = specs.teacher("resnet50", "fmnist-fine", origin="scratch", epochs=1)
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("store")
+    jobs.materialize(TEACHER, root, progress=False)
+    return root
+
+
+def test_teacher_logits_equal_the_trained_teachers_predictions_and_are_cached(root):
+    logits, labels = jobs.teacher_logits(TEACHER, root=root, progress=False)
+    plain = data.build_dataset("fmnist-fine", "train", train_transform=False)
+    expected, expected_labels = train.predict(jobs.load_model(TEACHER, root, progress=False), plain)
+    assert torch.equal(logits, expected) and torch.equal(labels, expected_labels)
+    assert logits.shape == (len(plain), 10)
+    file = store.RunDir(TEACHER, root).path / "logits-train-seed0.pt"
+    stamp = file.stat().st_mtime_ns
+    again, again_labels = jobs.teacher_logits(TEACHER, root=root, progress=False)
+    assert file.stat().st_mtime_ns == stamp  # read back, not computed again
+    assert torch.equal(again, logits) and torch.equal(again_labels, labels)
+
+
+def test_the_test_split_and_another_world_have_their_own_cache(root):
+    test_logits, test_labels = jobs.teacher_logits(TEACHER, "test", root=root, progress=False)
+    assert len(test_labels) == len(data.build_dataset("fmnist-fine", "test"))
+    other, _ = jobs.teacher_logits(TEACHER, root=root, seed=1, progress=False)
+    path = store.RunDir(TEACHER, root).path
+    assert (path / "logits-test-seed0.pt").is_file() and (path / "logits-train-seed1.pt").is_file()
+    assert not torch.equal(other, jobs.teacher_logits(TEACHER, root=root, progress=False)[0])
+
+
+def test_a_damaged_logits_cache_is_computed_again(root):
+    good, _ = jobs.teacher_logits(TEACHER, root=root, progress=False)
+    file = store.RunDir(TEACHER, root).path / "logits-train-seed0.pt"
+    file.write_bytes(b"not a torch file")
+    again, _ = jobs.teacher_logits(TEACHER, root=root, progress=False)
+    assert torch.equal(again, good)
+    assert torch.load(file, weights_only=True)["logits"].shape == good.shape
+    assert not [p for p in os.listdir(file.parent) if p.endswith(".tmp")]
+
+
+def test_bad_teacher_logits_input_is_a_value_error_before_anything_trains(tmp_path):
+    with pytest.raises(ValueError, match="must be a Supervised spec"):
+        jobs.teacher_logits("resnet50", root=tmp_path)
+    with pytest.raises(ValueError, match=r"split='val'; choose one of \['train', 'test'\]"):
+        jobs.teacher_logits(TEACHER, "val", root=tmp_path)
+    assert not any(tmp_path.iterdir())
