@@ -18,6 +18,7 @@ import timm
 import torch
 from torch import nn
 
+from kdlib import presets
 from kdlib.io import atomic_torch_save
 
 
@@ -64,10 +65,9 @@ def _world(preset: str) -> str:
     """``mini`` or ``paper``: the architectures a preset's names map to (``patient`` uses the mini ones)."""
     if preset in ARCHS:
         return preset
-    from kdlib import specs
-    if isinstance(preset, str) and preset in specs.PRESETS:
-        return specs.world(preset)
-    raise ValueError(f"unknown preset {preset!r}; choose one of {sorted({*ARCHS, *specs.PRESETS})}")
+    if isinstance(preset, str) and preset in presets.PRESETS:
+        return presets.world(preset)
+    raise ValueError(f"unknown preset {preset!r}; choose one of {sorted({*ARCHS, *presets.PRESETS})}")
 
 
 def arch_names(preset: str = "mini") -> list[str]:

@@ -16,116 +16,15 @@ import dataclasses
 import hashlib
 import itertools
 import json
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Union
 
 from kdlib import checks
+from kdlib.presets import PRESETS, VIT_ARCHS, Preset, preset, temperature_grid, world  # noqa: F401 - specs' vocabulary
 
 OPTIMIZERS = ("adamw", "sgd")
 EXECUTORS = ("local", "submitit-local", "slurm")  # where runs.ensure trains (named here: checks need no runs import)
 INITS = ("random", "pretrained", "target", "finetuned")
-
-
-@dataclass(frozen=True)
-class Preset:
-    """Defaults of one world: epochs, learning rates, the temperatures of a sweep."""
-
-    name: str
-    datasets: tuple[str, ...]
-    teachers: tuple[str, ...]
-    students: tuple[str, ...]
-    temperatures: tuple[float, ...]
-    pretrain_corpus: str | None      # None: pretrained means the timm hub weights
-    pretrain_epochs: int
-    finetune_epochs: dict[str, int]  # teacher / student target training, per dataset
-    distill_epochs: dict[str, int]
-    batch_size: int = 128
-    cnn_lr: float = 5e-4             # teacher finetuning (paper: CNN 5e-4, ViT 5e-5)
-    vit_lr: float = 5e-5
-    pretrain_lr: float = 2e-3
-    distill_lr: float = 1e-3
-    sgd_lr: float = 0.05             # (chosen) SGD with momentum 0.9 needs a larger step than AdamW
-    sgd_weight_decay: float = 5e-4
-    weight_decay: float = 0.05
-    label_smoothing: float = 0.1
-    eval_every: int = 1
-    world: str = "mini"              # which datasets and models the names map to: "mini" or "paper"
-    seeds: tuple[int, ...] = (0,)    # the seeds a study at this scale should run (notebooks: -y "seeds: [...]")
-    note: str = ""
-
-
-PRESETS: dict[str, Preset] = {
-    "paper": Preset(
-        name="paper",
-        world="paper",
-        seeds=(0, 1, 2),
-        datasets=("pets", "cifar100"),
-        teachers=("resnet50", "vit_s"),
-        students=("resnet18", "mnv4"),
-        temperatures=(1, 2, 3, 4, 5, 10, 20, 40),
-        pretrain_corpus=None,
-        pretrain_epochs=0,
-        finetune_epochs={"pets": 20, "cifar100": 40, "cars": 20, "tiny-imagenet": 40,
-                         "imagenet-birds": 20, "finer-birds": 20},
-        distill_epochs={"pets": 300, "cifar100": 100, "cars": 300, "tiny-imagenet": 100,
-                        "imagenet-birds": 300, "finer-birds": 300},
-    ),
-    "mini": Preset(
-        name="mini",
-        datasets=("fmnist-fine",),
-        teachers=("resnet50",),
-        students=("resnet18",),
-        temperatures=(1, 2, 4, 10, 40),
-        pretrain_corpus="fmnist-general",
-        pretrain_epochs=2,
-        finetune_epochs={"fmnist-fine": 10, "fmnist-coarse": 10},
-        distill_epochs={"fmnist-fine": 30, "fmnist-coarse": 30},
-        vit_lr=1e-3,
-        cnn_lr=1e-3,
-        eval_every=5,
-    ),
-    # The same mini world, trained long enough to leave the undertrained regime (issue 11):
-    # distillation 1,500 optimizer steps (100 epochs x 15 batches of 64; mini: 30 x 7 = 210),
-    # general pretraining 10 epochs (mini: 2), 3 seeds. PROVISIONAL: chosen from the mini
-    # world's sizes before the calibration table (docs/calibration.md) decides them.
-    "patient": Preset(
-        name="patient",
-        datasets=("fmnist-fine",),
-        teachers=("resnet50",),
-        students=("resnet18",),
-        temperatures=(1, 2, 4, 10, 40),
-        pretrain_corpus="fmnist-general",
-        pretrain_epochs=10,
-        finetune_epochs={"fmnist-fine": 10, "fmnist-coarse": 10},
-        distill_epochs={"fmnist-fine": 100, "fmnist-coarse": 100},
-        batch_size=64,
-        vit_lr=1e-3,
-        cnn_lr=1e-3,
-        eval_every=10,
-        seeds=(0, 1, 2),
-        note="provisional until docs/calibration.md; make study runs it",
-    ),
-}
-
-VIT_ARCHS = ("vit_s",)
-
-
-def temperature_grid(preset_name: str = "mini") -> tuple[float, ...]:
-    """The temperatures a study sweeps in ``preset_name`` (paper: 1 to 40 as in Fig. 1; mini: five of them)."""
-    return tuple(float(t) for t in preset(preset_name).temperatures)
-
-
-def preset(name: str) -> Preset:
-    if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)} ('mini' runs on a laptop CPU "
-                         "in minutes, 'patient' is the same world trained long enough, 'paper' the study's real scale)")
-    return PRESETS[name]
-
-
-def world(name: str) -> str:
-    """The world a preset's names map to: ``"mini"`` (Fashion-MNIST, small timm models) or ``"paper"``."""
-    return preset(name).world
 
 
 Init = Union["Supervised", str]

@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterator, Sequence
 import torch
 from torch.utils.data import Dataset
 
-PRESETS = ("mini", "paper")  # the two worlds; other presets (``patient``) map onto one (``specs.world``)
+PRESETS = ("mini", "paper")  # the two worlds; other presets (``patient``) map onto one (``presets.world``)
 SPLITS = ("train", "test")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from kdlib import presets
 from kdlib.data.base import PRESETS, SPLITS, DatasetInfo, KDDataset
 from kdlib.data.mini import FASHION_CLASSES, MINI_SETS, MINI_WORLD, build_mini, mini_info
 from kdlib.data.paper import _FOLDER_LAYOUT, _IMAGEFOLDER, _PAPER, build_files, paper_info
@@ -27,10 +28,9 @@ def _world(preset: str) -> str:
     """The world of ``preset``: itself for ``mini``/``paper``, the one it shares otherwise (``patient``: mini)."""
     if preset in PRESETS:
         return preset
-    from kdlib import specs
-    if isinstance(preset, str) and preset in specs.PRESETS:
-        return specs.world(preset)
-    shared = sorted(set(specs.PRESETS) - set(PRESETS))
+    if isinstance(preset, str) and preset in presets.PRESETS:
+        return presets.world(preset)
+    shared = sorted(set(presets.PRESETS) - set(PRESETS))
     raise ValueError(f"unknown preset {preset!r}; choose one of {list(PRESETS)} or a preset on one of these worlds "
                      f"{shared} ('mini' is Fashion-MNIST on a CPU, 'patient' the same world trained longer, "
                      "'paper' the study's datasets at 224 px)")

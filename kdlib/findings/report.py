@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from kdlib.store import atomic_write_bytes
+from kdlib.io import atomic_write_bytes
 
 COLUMNS = ("id", "claim", "section", "notebook", "effect", "value", "ci_low", "ci_high", "verdict", "scale", "seeds",
            "detail")
