@@ -16,6 +16,7 @@ def root(tmp_path_factory):
     return root
 
 
+@pytest.mark.training
 def test_teacher_logits_equal_the_trained_teachers_predictions_and_are_cached(root):
     logits, labels = jobs.teacher_logits(TEACHER, root=root, progress=False)
     plain = data.build_dataset("fmnist-fine", "train", train_transform=False)
@@ -29,6 +30,7 @@ def test_teacher_logits_equal_the_trained_teachers_predictions_and_are_cached(ro
     assert torch.equal(again, logits) and torch.equal(again_labels, labels)
 
 
+@pytest.mark.training
 def test_the_test_split_and_another_world_have_their_own_cache(root):
     test_logits, test_labels = jobs.teacher_logits(TEACHER, "test", root=root, progress=False)
     assert len(test_labels) == len(data.build_dataset("fmnist-fine", "test"))
@@ -38,6 +40,7 @@ def test_the_test_split_and_another_world_have_their_own_cache(root):
     assert not torch.equal(other, jobs.teacher_logits(TEACHER, root=root, progress=False)[0])
 
 
+@pytest.mark.training
 def test_a_damaged_logits_cache_is_computed_again(root):
     good, _ = jobs.teacher_logits(TEACHER, root=root, progress=False)
     file = store.RunDir(TEACHER, root).path / "logits-train-seed0.pt"
