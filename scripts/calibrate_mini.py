@@ -30,7 +30,7 @@ from typing import Any
 import pandas as pd
 
 from kdlib import runs, specs, store
-from kdlib.store import atomic_write_bytes
+from kdlib.io import atomic_write_bytes
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "calibration.md"
 BEGIN, END = "<!-- calibration:begin -->", "<!-- calibration:end -->"

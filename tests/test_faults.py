@@ -16,7 +16,7 @@ import sys
 import pytest
 import torch
 
-from kdlib import data, jobs, runs, specs, store, train
+from kdlib import data, io, jobs, runs, specs, store, train
 
 pytestmark = pytest.mark.training  # make test-fast leaves these out
 
@@ -271,7 +271,7 @@ def test_a_full_disk_stops_the_run_clearly_keeps_its_checkpoint_and_it_resumes_o
                                                                                          monkeypatch):
     spec = distill_spec()
     run = store.RunDir(spec, root)
-    write = store._write
+    write = io._write
 
     def no_space(f, data):
         if os.path.basename(os.readlink(f"/proc/self/fd/{f.fileno()}")).startswith(".ckpt-2.pt."):
@@ -279,7 +279,7 @@ def test_a_full_disk_stops_the_run_clearly_keeps_its_checkpoint_and_it_resumes_o
             raise OSError(code, os.strerror(code))
         write(f, data)
 
-    monkeypatch.setattr(store, "_write", no_space)
+    monkeypatch.setattr(io, "_write", no_space)
     with pytest.raises(store.DiskFull) as stopped:
         runs.ensure([spec], root=root, progress=False)
     message = str(stopped.value)
