@@ -7,26 +7,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
 from PIL import Image
 from tqdm.auto import tqdm
 
-
-def image_path(base: Any, index: int) -> str | None:
-    """The file behind item ``index`` of a torchvision dataset, when it has one."""
-    for attr in ("samples", "_samples"):  # ImageFolder, TinyImageNetVal / StanfordCars
-        seq = getattr(base, attr, None)
-        if seq is not None:
-            item = seq[index]
-            return str(item[0] if isinstance(item, (tuple, list)) else item)
-    images = getattr(base, "_images", None)  # OxfordIIITPet
-    return str(images[index]) if images is not None else None
-
-
-def unreadable(error: BaseException) -> bool:
-    """Errors a bad image file raises in PIL (truncated, not an image, a broken header)."""
-    return isinstance(error, (OSError, SyntaxError, ValueError, Image.DecompressionBombError))
+from kdlib.data.paper import image_path, unreadable  # noqa: F401 - also read from here
 
 
 def bad_files(name: str, preset: str = "paper", progress: bool = True) -> list[tuple[str, str]]:

@@ -63,8 +63,6 @@ class FileDataset(KDDataset):
 
     def _load(self, index: int) -> tuple[Any, int]:
         """The item, or a ValueError naming the file that does not decode and how to find the others."""
-        from kdlib.data_check import image_path, unreadable
-
         try:
             image, label = self.base[index]
         except Exception as e:
@@ -75,6 +73,22 @@ class FileDataset(KDDataset):
                              f"this dataset with `python -m kdlib.data check {self.name}`, then delete or "
                              "replace them") from e
         return image, int(label)
+
+
+def image_path(base: Any, index: int) -> str | None:
+    """The file behind item ``index`` of a torchvision dataset, when it has one."""
+    for attr in ("samples", "_samples"):  # ImageFolder, TinyImageNetVal / StanfordCars
+        seq = getattr(base, attr, None)
+        if seq is not None:
+            item = seq[index]
+            return str(item[0] if isinstance(item, (tuple, list)) else item)
+    images = getattr(base, "_images", None)  # OxfordIIITPet
+    return str(images[index]) if images is not None else None
+
+
+def unreadable(error: BaseException) -> bool:
+    """Errors a bad image file raises in PIL (truncated, not an image, a broken header)."""
+    return isinstance(error, (OSError, SyntaxError, ValueError, Image.DecompressionBombError))
 
 
 def paper_info(name: str, chans: int, size: int) -> DatasetInfo:
