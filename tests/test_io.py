@@ -35,3 +35,22 @@ def test_torch_save_returns_exactly_the_bytes_on_disk(tmp_path):
     data = io.atomic_torch_save({"w": torch.arange(4.0)}, path)
     assert path.read_bytes() == data
     assert torch.equal(torch.load(path, weights_only=True)["w"], torch.arange(4.0))
+
+
+def test_a_write_refused_for_space_keeps_the_old_file_names_the_folder_and_leaves_no_temp(tmp_path, monkeypatch):
+    import errno
+    import os
+    target = tmp_path / "run" / "state.json"
+    io.atomic_write_json(target, {"checkpoints": [1]})
+
+    def quota(f, data):
+        f.write(data[:3])
+        raise OSError(errno.EDQUOT, os.strerror(errno.EDQUOT))
+
+    monkeypatch.setattr(io, "_write", quota)
+    with pytest.raises(io.DiskFull) as err:
+        io.atomic_write_json(target, {"checkpoints": [1, 2]})
+    assert err.value.errno == errno.EDQUOT and f"cannot write state.json in {target.parent}" in str(err.value)
+    assert "the disk quota is exceeded" in str(err.value) and "Make room for at least" in str(err.value)
+    assert json.loads(target.read_text()) == {"checkpoints": [1]}
+    assert [p.name for p in target.parent.iterdir()] == ["state.json"]

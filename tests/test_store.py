@@ -147,22 +147,3 @@ def test_weights_of_runs_written_before_checksums_existed_still_load(tmp_path):
     torch.save({"weight": torch.ones(2, 3)}, run.path / "model.pt")  # the old layout: no weights.json, no id
     (run.path / "result.json").write_text("{}")
     assert torch.equal(run.weights()["weight"], torch.ones(2, 3))
-
-
-def test_a_write_refused_for_space_keeps_the_old_file_names_the_folder_and_leaves_no_temp(tmp_path, monkeypatch):
-    import errno
-    import os
-    target = tmp_path / "run" / "state.json"
-    store.atomic_write_json(target, {"checkpoints": [1]})
-
-    def quota(f, data):
-        f.write(data[:3])
-        raise OSError(errno.EDQUOT, os.strerror(errno.EDQUOT))
-
-    monkeypatch.setattr(store, "_write", quota)
-    with pytest.raises(store.DiskFull) as err:
-        store.atomic_write_json(target, {"checkpoints": [1, 2]})
-    assert err.value.errno == errno.EDQUOT and f"cannot write state.json in {target.parent}" in str(err.value)
-    assert "the disk quota is exceeded" in str(err.value) and "Make room for at least" in str(err.value)
-    assert json.loads(target.read_text()) == {"checkpoints": [1]}
-    assert [p.name for p in target.parent.iterdir()] == ["state.json"]
