@@ -17,7 +17,7 @@ Rooms: ``registry`` (names, ``dataset_info``, ``build_dataset``), ``mini`` (Fash
 and the mini world), ``paper`` (the paper's sets, image folders), ``transforms``,
 ``loaders``, and ``base`` (the item protocol they share).
 """
-from kdlib.data.base import PRESETS, SPLITS, DatasetInfo, KDDataset
+from kdlib.data.base import PRESETS, SPLITS, DatasetInfo, KDDataset, _mix  # noqa: F401 - logit_cache keys streams with it
 from kdlib.data.loaders import EpochSampler, make_loader, reseed
 from kdlib.data.mini import (COARSE_CLASSES, DEBIAN_FASHION_MNIST, FASHION_CLASSES, FINE_TO_COARSE, MINI_SETS,
                              MINI_WORLD, MiniDataset, MiniSplit, MiniWorld, fashion_mnist_root, mini_split)
