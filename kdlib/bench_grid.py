@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator
 
 import torch
 
-from kdlib import data, losses, models, runs, specs, store, studies, train
+from kdlib import data, jobs, losses, models, runs, specs, store, studies, train
 
 GRID02 = dict(temperatures=(1.0, 4.0, 40.0), optimizers=("adamw", "sgd"), batch_sizes=(32, 128),
               fractions=(0.0625, 0.125, 0.25, 0.5, 1.0))
@@ -84,7 +84,7 @@ def grid02(longest: int, instrument: Callable) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="kdlib-grid02-") as tmp:
         roots = {way: Path(tmp) / way for way in ("today", "new")}
         for root in roots.values():
-            runs.materialize(teacher, root, progress=False)
+            jobs.materialize(teacher, root, progress=False)
         totals = {way: {} for way in roots}
         streams: dict[str, list] = {way: [] for way in roots}
         passes = {"today": 0, "new": 0}

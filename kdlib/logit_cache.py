@@ -28,7 +28,8 @@ from pathlib import Path
 import torch
 
 from kdlib import data, numerics
-from kdlib.store import RunDir, atomic_write_bytes
+from kdlib.io import atomic_write_bytes
+from kdlib.store import RunDir
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 

@@ -14,7 +14,7 @@ import sys
 import pytest
 import torch
 
-from kdlib import data, logit_cache, runs, specs, store, train
+from kdlib import data, jobs, logit_cache, runs, specs, store, train
 
 TEACHER = specs.teacher("resnet50", "fmnist-fine", origin="scratch", epochs=1)
 STEPS = len(data.build_dataset("fmnist-fine", "train")) // TEACHER.batch_size
@@ -38,7 +38,7 @@ def one_thread():
 @pytest.fixture(scope="module")
 def teacher_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("teacher")
-    runs.materialize(TEACHER, root, progress=False)
+    jobs.materialize(TEACHER, root, progress=False)
     return root
 
 
@@ -99,7 +99,7 @@ class Forwards:
 
 
 def distil(root, spec, use_cache):
-    teacher = runs.load_model(TEACHER, root)
+    teacher = jobs.load_model(TEACHER, root)
     counter = Forwards(teacher)
     train.distill_pass([spec], [store.RunDir(spec, root)], teacher, student_states=[None], progress=False,
                        use_cache=use_cache)
