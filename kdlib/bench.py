@@ -88,6 +88,7 @@ def _add(totals: dict[str, float], key: str, seconds: float) -> None:
 
 def _wrap(owner: Any, name: str, totals: dict[str, float], key: str, stack: contextlib.ExitStack) -> None:
     original = getattr(owner, name)
+    totals.setdefault(key, 0.0)  # a part never called (no checkpoint in a one-epoch run) costs 0 s
 
     def timed(*args, **kwargs):
         start = _clock()
