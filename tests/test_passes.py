@@ -119,7 +119,7 @@ def test_teacher_logits_read_from_the_cache_give_the_same_numbers(teacher_root, 
     assert numbers(cached, later) == numbers(plain, later)
 
     raw = bytearray(files[1].read_bytes())  # a flipped bit: set aside, that epoch recomputed
-    raw[-5] ^= 0x10
+    raw[len(raw) // 2] ^= 0x10  # mid-stream (a bit of the last byte may be deflate padding, which nothing reads)
     files[1].write_bytes(bytes(raw))
     again = specs.distill(TEACHER, "resnet18", temperature=3.0, epochs=2, lr=2e-3)
     assert distil(cached, again, use_cache=True) == STEPS
