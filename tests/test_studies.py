@@ -45,7 +45,8 @@ def test_the_training_configuration_grid_is_the_notebook_loop_it_replaced():
     grid = studies.build(studies.training_configuration, {**kw, "unrelated": 1, "executor": "local"})
     assert [specs.run_id(s) for s in grid.runs] == [specs.run_id(s) for s in old_training_grid(**kw)]
     assert len(grid.runs) == 2 * 2 * 2 * 2 * 3 and len(set(grid.teachers)) == 2
-    assert str(grid).startswith("48 runs in 16 shared passes from 2 teacher(s)")
+    # one pass per data stream: optimizers, durations and temperatures ride together; seeds x batch sizes split
+    assert str(grid).startswith("48 runs in 4 shared passes from 2 teacher(s)")
 
 
 def test_student_initialization_adds_one_finetune_only_reference_per_student_and_seed():
