@@ -47,6 +47,8 @@ def enabled(flag: bool | None = None) -> bool:
 def stream_tag(spec, numerics: str) -> str:
     """A folder name for a stream: its data fields and the numerics of the teacher's forward."""
     parts = ("stream", spec.dataset, spec.preset, spec.seed, spec.batch_size, getattr(spec, "mixup", True), numerics)
+    if getattr(spec, "val_fraction", 0.0):  # another stream: the held-out images are not in it
+        parts += ("val_fraction", spec.val_fraction)
     return f"bs{spec.batch_size}-seed{spec.seed}-{data._mix(*parts):016x}"
 
 

@@ -54,6 +54,8 @@ def _check_common(spec: Any) -> None:
     checks.number("weight_decay", spec.weight_decay, 0, "pass e.g. weight_decay=0.05 (0 for none)")
     checks.number("clip", spec.clip, 0, "pass e.g. clip=1.0 (0 turns per-layer clipping off)")
     from kdlib import data, models
+    from kdlib.data.split import check_fraction
+    object.__setattr__(spec, "val_fraction", check_fraction(spec.val_fraction))
     models.check_arch(getattr(spec, "arch", None) or spec.student, spec.preset)
     data.check_name(spec.dataset, spec.preset)
     checks.batch_size(spec.batch_size, mixup=getattr(spec, "mixup", True), dataset=spec.dataset,
@@ -82,6 +84,7 @@ class Supervised:
     clip: float = 1.0
     seed: int = 0
     preset: str = "mini"
+    val_fraction: float = 0.0        # > 0: hold this stratified share of the train split out (validation)
 
     def __post_init__(self) -> None:
         _check_init(self.init, "init")
@@ -119,6 +122,7 @@ class Distill:
     clip: float = 1.0
     seed: int = 0
     preset: str = "mini"
+    val_fraction: float = 0.0        # > 0: train on the rest of the train split, record val_acc too
 
     def __post_init__(self) -> None:
         if not isinstance(self.teacher, Supervised):
@@ -156,11 +160,17 @@ class Distill:
 Spec = Union[Supervised, Distill]
 
 
+# Fields added after stores existed: left out of ``to_dict`` (so of ``run_id``) at their default,
+# so every earlier spec keeps its id and folder.
+LATE_FIELDS = {"val_fraction": 0.0}
+
+
 def to_dict(spec: Any) -> Any:
-    """Plain JSON-able form of a spec, nested specs included, with their kind."""
+    """Plain JSON-able form of a spec, nested specs included, with their kind (late fields only when set)."""
     if dataclasses.is_dataclass(spec):
         out = {"kind": type(spec).__name__}
-        out.update({f.name: to_dict(getattr(spec, f.name)) for f in dataclasses.fields(spec)})
+        out.update({f.name: to_dict(getattr(spec, f.name)) for f in dataclasses.fields(spec)
+                    if not (f.name in LATE_FIELDS and getattr(spec, f.name) == LATE_FIELDS[f.name])})
         return out
     if isinstance(spec, (list, tuple)):
         return [to_dict(v) for v in spec]

@@ -335,13 +335,19 @@ def describe(spec: specs.Spec) -> dict[str, Any]:
             "variant": variant(spec.method, dict(spec.method_args)),
             "temperature": spec.temperature, "optimizer": spec.optimizer, "lr": spec.lr,
             "weight_decay": spec.weight_decay, "batch_size": spec.batch_size, "epochs": spec.epochs,
-            "seed": spec.seed,
+            "seed": spec.seed, **_late(spec),
         }
     return {
         "kind": "supervised", "preset": spec.preset, "dataset": spec.dataset, "arch": spec.arch,
         "origin": spec.origin, "init": specs.origin(spec.init), "optimizer": spec.optimizer, "lr": spec.lr,
         "weight_decay": spec.weight_decay, "batch_size": spec.batch_size, "epochs": spec.epochs, "seed": spec.seed,
+        **_late(spec),
     }
+
+
+def _late(spec: specs.Spec) -> dict[str, Any]:
+    """Late spec fields as columns, only when set (a frame of older runs keeps its columns)."""
+    return {k: getattr(spec, k) for k, default in specs.LATE_FIELDS.items() if getattr(spec, k, default) != default}
 
 
 def load_results(root: str | Path | None = None, kind: str = "distill"):

@@ -91,6 +91,12 @@ def predict_many(models_: list[nn.Module], dataset, *, batch_size: int = 512, de
 
 
 
+def _dataset(spec: specs.Spec, split: str, train_transform: bool | None = None):
+    """The run's part of the train split: the rest, or the held-out validation part (``spec.val_fraction``)."""
+    return data.build_dataset(spec.dataset, split, preset=spec.preset, train_transform=train_transform,
+                              val_fraction=getattr(spec, "val_fraction", 0.0))
+
+
 class _Stream:
     """What the members of a pass share: the data, the mixing, the teacher (or its cached logits)."""
 
@@ -99,8 +105,9 @@ class _Stream:
         info = data.dataset_info(spec.dataset, spec.preset)
         self.spec, self.seed, self.device, self.teacher = spec, spec.seed, device, teacher
         self.cache = cache or logit_cache.LogitCache(None)
-        self.train_set = data.build_dataset(spec.dataset, "train", preset=spec.preset)
+        self.train_set = _dataset(spec, "train")
         self.test_set = data.build_dataset(spec.dataset, "test", preset=spec.preset)
+        self.val_set = _dataset(spec, "val") if getattr(spec, "val_fraction", 0.0) else None
         smoothing = getattr(spec, "label_smoothing", 0.0) if teacher is None else 0.0
         self.mixer = (_mixer(info.num_classes, smoothing) if getattr(spec, "mixup", True)
                       else _one_hot(info.num_classes, smoothing))
@@ -200,12 +207,18 @@ def _end_epoch(s: _Stream, now: list[Member], epoch: int, steps: int, seconds: f
     """Evaluate the members due (one pass over the test set), record the epoch, checkpoint on budget."""
     due = [m for m in now if epoch + 1 == m.epochs or (epoch + 1) % s.eval_every == 0]
     accs: dict[int, float] = {}
+    vals: dict[int, float] = {}
     if due:
         outs, y = predict_many([m.model for m in due], s.test_set, device=s.device)
         accs = {id(m): metrics.accuracy(o, y) for m, o in zip(due, outs)}
+        if s.val_set is not None:
+            outs, y = predict_many([m.model for m in due], s.val_set, device=s.device)
+            vals = {id(m): metrics.accuracy(o, y) for m, o in zip(due, outs)}
     for m in now:
         record = {"epoch": epoch + 1, "train_loss": m.loss_sum.item() / max(1, steps), "test_acc": accs.get(id(m)),
                   "seconds": seconds}
+        if s.val_set is not None:
+            record["val_acc"] = vals.get(id(m))
         if m.objective is not None and hasattr(m.objective, "current_temperature"):
             record["temperature"] = float(m.objective.current_temperature())
         m.history.append(record)
@@ -252,13 +265,14 @@ def train_pass(members: list[Member], spec: specs.Spec, *, teacher: nn.Module | 
 
 def _final(member: Member) -> dict[str, Any]:
     last = member.history[-1] if member.history else {}
-    return {"test_acc": last.get("test_acc"), "train_loss": last.get("train_loss"),
+    held = {"val_acc": last.get("val_acc")} if "val_acc" in last else {}
+    return {"test_acc": last.get("test_acc"), **held, "train_loss": last.get("train_loss"),
             "train_seconds": sum(h["seconds"] for h in member.history), "history": member.history,
             "device": str(next(member.model.parameters()).device)}
 
 
 def steps_per_epoch(spec: specs.Spec) -> int:
-    return len(data.build_dataset(spec.dataset, "train", preset=spec.preset)) // spec.batch_size
+    return len(_dataset(spec, "train")) // spec.batch_size
 
 
 def supervised(spec: specs.Supervised, run: RunDir, *, init_state: dict[str, torch.Tensor] | None = None,
@@ -282,7 +296,10 @@ def supervised(spec: specs.Supervised, run: RunDir, *, init_state: dict[str, tor
         outs, y = predict_many([model], data.build_dataset(spec.dataset, "test", preset=spec.preset),
                                device=device)
         result["test_acc"] = metrics.accuracy(outs[0], y)
-    train_plain = data.build_dataset(spec.dataset, "train", preset=spec.preset, train_transform=False)
+        if spec.val_fraction:
+            outs, y = predict_many([model], _dataset(spec, "val"), device=device)
+            result["val_acc"] = metrics.accuracy(outs[0], y)
+    train_plain = _dataset(spec, "train", train_transform=False)
     logits, labels = predict(model, train_plain, device=device)
     summary = metrics.teacher_summary(logits, labels)
     result.update({"train_acc": summary["accuracy"], "train_h_all": summary["h_all"],
@@ -333,7 +350,7 @@ def distill_pass(group: list[specs.Distill], runs: list[RunDir], teacher: nn.Mod
                for spec, run, state in zip(group, runs, student_states)]
     needs = [m for m in members if getattr(m.objective, "needs_teacher_logits", False)]
     if needs:
-        plain = data.build_dataset(spec0.dataset, "train", preset=spec0.preset, train_transform=False)
+        plain = _dataset(spec0, "train", train_transform=False)
         t_logits, _ = predict(teacher, plain, device=device)
         for m in needs:
             m.objective.prepare(t_logits.to(device))

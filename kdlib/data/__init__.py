@@ -15,13 +15,14 @@ batches as an uninterrupted one.
 
 Rooms: ``registry`` (names, ``dataset_info``, ``build_dataset``), ``mini`` (Fashion-MNIST
 and the mini world), ``paper`` (the paper's sets, image folders), ``transforms``,
-``loaders``, and ``base`` (the item protocol they share).
+``loaders``, ``split`` (the validation part), and ``base`` (the item protocol they share).
 """
 from kdlib.data.base import PRESETS, SPLITS, DatasetInfo, KDDataset, _mix  # noqa: F401 - logit_cache keys streams with it
 from kdlib.data.loaders import EpochSampler, make_loader, reseed
 from kdlib.data.mini import (COARSE_CLASSES, DEBIAN_FASHION_MNIST, FASHION_CLASSES, FINE_TO_COARSE, MINI_SETS,
                              MINI_WORLD, MiniDataset, MiniSplit, MiniWorld, fashion_mnist_root, mini_split)
 from kdlib.data.paper import FileDataset, TinyImageNetVal
+from kdlib.data.split import DEFAULT_VAL_FRACTION, SPLIT_SEED, SubsetDataset, stratified_split
 from kdlib.data.registry import build_dataset, check_name, dataset_info, dataset_names, train_size
 from kdlib.data.transforms import (MINI_RANDAUG, PAPER_RANDAUG, MiniAugment, ToMode, file_transform,
                                    randaug_magnitude)
@@ -31,5 +32,5 @@ __all__ = [
     "DEBIAN_FASHION_MNIST", "FASHION_CLASSES", "FINE_TO_COARSE", "MINI_SETS", "MINI_WORLD", "MiniDataset",
     "MiniSplit", "MiniWorld", "fashion_mnist_root", "mini_split", "FileDataset", "TinyImageNetVal",
     "build_dataset", "check_name", "dataset_info", "dataset_names", "train_size", "MINI_RANDAUG", "PAPER_RANDAUG", "MiniAugment", "ToMode",
-    "file_transform", "randaug_magnitude",
+    "file_transform", "randaug_magnitude", "DEFAULT_VAL_FRACTION", "SPLIT_SEED", "SubsetDataset", "stratified_split",
 ]

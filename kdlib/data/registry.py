@@ -13,6 +13,7 @@ from kdlib import presets
 from kdlib.data.base import PRESETS, SPLITS, DatasetInfo, KDDataset
 from kdlib.data.mini import FASHION_CLASSES, MINI_SETS, MINI_WORLD, build_mini, mini_info
 from kdlib.data.paper import _FOLDER_LAYOUT, _IMAGEFOLDER, _PAPER, build_files, paper_info
+from kdlib.data.split import SPLIT_SEED, check_fraction, split_part
 from kdlib.data.transforms import MINI_RANDAUG, PAPER_RANDAUG
 
 
@@ -87,7 +88,8 @@ def dataset_info(name: str, preset: str = "mini") -> DatasetInfo:
 
 
 def build_dataset(name: str, split: str, *, preset: str = "mini", train_transform: bool | None = None,
-                  root: str | os.PathLike | None = None, seed: int = 0) -> KDDataset:
+                  root: str | os.PathLike | None = None, seed: int = 0, val_fraction: float = 0.0,
+                  split_seed: int = SPLIT_SEED) -> KDDataset:
     """Dataset ``name``'s ``split`` ("train" or "test") with the preset's augmentation.
 
     ``train_transform`` defaults to ``split == "train"``. For the mini world ``seed``
@@ -98,13 +100,26 @@ def build_dataset(name: str, split: str, *, preset: str = "mini", train_transfor
     overrides where the data is looked for: by default ``$KDLIB_DATA/<name>``, or
     ``<outputs>/cache/datasets/<name>`` when ``KDLIB_DATA`` is unset. A relative
     ``imagefolder:<path>`` is relative to the working directory.
+
+    ``val_fraction`` > 0 holds a stratified part of the train split out (``kdlib.data.split``,
+    seeded by ``split_seed``): ``"train"`` is then the rest and ``"val"`` the held-out part
+    (un-augmented by default, like ``"test"``).
     """
     _check_name(name, preset)
-    if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; choose one of {list(SPLITS)}")
+    if split not in SPLITS + ("val",):
+        raise ValueError(f"unknown split {split!r}; choose one of {list(SPLITS) + ['val']} ('val' needs "
+                         "val_fraction > 0)")
+    fraction = check_fraction(val_fraction)
+    if split == "val" and fraction == 0:
+        raise ValueError(f"split 'val' needs val_fraction > 0 (e.g. val_fraction=0.1); with 0 the whole train split "
+                         f"is trained on (the paper's protocol), there is no validation part and the splits are "
+                         f"{list(SPLITS)}")
     train = split == "train" if train_transform is None else bool(train_transform)
+    source = "test" if split == "test" else "train"
     if name in MINI_SETS:
-        return build_mini(name, split, train, root, seed)
-    _, size, mode = _image_geometry(preset)
-    randaug = MINI_RANDAUG if _world(preset) == "mini" else PAPER_RANDAUG
-    return build_files(name, split, train, size=size, mode=mode, randaug=randaug, root=root)
+        whole = build_mini(name, source, train, root, seed)
+    else:
+        _, size, mode = _image_geometry(preset)
+        randaug = MINI_RANDAUG if _world(preset) == "mini" else PAPER_RANDAUG
+        whole = build_files(name, source, train, size=size, mode=mode, randaug=randaug, root=root)
+    return whole if split == "test" else split_part(whole, split, fraction, split_seed)
