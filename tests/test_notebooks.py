@@ -60,7 +60,9 @@ def test_notebooks_are_thin_one_check_one_grid_builder_no_pandas_analysis():
         assert text.count("parameters.check(globals())") == 1, path.name
         for forbidden in ("groupby", "pivot", ".merge(", "idxmax", "itertools"):
             assert forbidden not in text, (path.name, forbidden)
-        assert nb["cells"][-1]["cell_type"] == "markdown" and "Findings" in "".join(nb["cells"][-1]["source"])
+        heading, last = ("".join(c["source"]) for c in nb["cells"][-2:])
+        assert "Findings scorecard" in heading and nb["cells"][-2]["cell_type"] == "markdown", path.name
+        assert nb["cells"][-1]["cell_type"] == "code" and "findings.show(" in last, path.name  # its rows, last
         if not path.name.startswith("07"):
             assert text.count("studies.build(studies.") == 1 and "runs.ensure(" in text, path.name
             assert 'results_explorer(' in text and 'history="store"' in text, path.name
