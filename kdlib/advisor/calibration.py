@@ -15,14 +15,13 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from kdlib import analysis, paths, specs, store
-from kdlib.advisor.rules import FEATURE_COLUMNS, FEATURE_NAMES, PRIOR, Setting, _missing
-from kdlib.traits import baseline_epochs, granularity, known_overlap
+from kdlib import paths, store
+from kdlib.advisor.rules import FEATURE_COLUMNS, FEATURE_NAMES, PRIOR
+from kdlib.advisor.setups import HIT_PP, MAX_WEIGHT, MIN_WEIGHT, REQUIRED, SETUP_KEYS, _nearest, regret_at, sweeps  # noqa: F401
 
 T_MIN, T_MAX = 1.0, 40.0            # the range the paper studies
 MIN_SETUPS = 6                      # fewer stored sweeps than this: the rules alone
 LAMBDAS = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)   # shrinkage toward the rules, in sweeps
-MIN_WEIGHT, MAX_WEIGHT = 0.25, 5.0  # accuracy spread (pp) of a sweep, clipped: its weight in the fit
 
 
 @dataclass(frozen=True)
@@ -89,106 +88,17 @@ def advisor_dir() -> Path:
     return paths.outputs_dir() / "advisor"
 
 
-REQUIRED = ("dataset", "teacher", "teacher_origin", "student", "optimizer", "batch_size", "epochs",
-            "temperature", "test_acc")
-SETUP_KEYS = analysis.SWEEP_COLUMNS
-
-
-def sweeps(frame) -> "Any":
-    """One row per setup with a vanilla-KD temperature sweep (>= 2 temperatures) in ``frame``.
-
-    A setup is dataset x teacher (architecture, origin, finetuning) x student/init x
-    optimizer x batch size x duration; seeds are averaged (the paper reports the mean of
-    three). Rows carry the sweep (``temperatures``, ``accuracies``), its best T, its weight
-    (accuracy spread, clipped) and the rule features.
-    """
-    import pandas as pd
-
-    cols = ["setup", *SETUP_KEYS, "temperatures", "accuracies", "seeds", "best_temperature", "best_acc", "spread",
-            "weight", "teacher_h_all", "teacher_h_minus_max", "fine_grained", "class_overlap", *FEATURE_COLUMNS]
-    if frame is None or len(frame) == 0:
-        return pd.DataFrame(columns=cols)
-    missing = [c for c in REQUIRED if c not in frame.columns]
-    if missing:
-        raise ValueError(f"the results frame lacks columns {missing}; pass kdlib.store.load_results(root) "
-                         f"(needs {list(REQUIRED)})")
-    f = frame
-    f = store.finished(f, "distill")
-    if "method" in f:
-        f = f[f["method"] == "kd"]
-    if "method_args" in f:
-        f = f[f["method_args"].fillna("{}").isin(["{}", ""])]
-    f = f[f["temperature"].notna() & f["test_acc"].notna()]
-    keys = [k for k in SETUP_KEYS if k in f.columns]
-    rows = []
-    for key, g in f.groupby(keys, dropna=False, sort=True):
-        acc = g.groupby("temperature")["test_acc"].mean().sort_index()
-        if len(acc) < 2:
-            continue
-        r = dict(zip(keys, key if isinstance(key, tuple) else (key,)))
-        temps = tuple(float(t) for t in acc.index)
-        accs = tuple(float(a) for a in acc.values)
-        best = analysis.best_row(acc.reset_index())
-        r.update(temperatures=temps, accuracies=accs, best_temperature=float(best["temperature"]),
-                 best_acc=float(best["test_acc"]), seeds=int(g.groupby("temperature").size().min()),
-                 spread=max(accs) - min(accs))
-        r["weight"] = float(np.clip(r["spread"], MIN_WEIGHT, MAX_WEIGHT))
-        for c in ("teacher_h_all", "teacher_h_minus_max"):
-            r[c] = float(g[c].iloc[0]) if c in g and g[c].notna().any() else float("nan")
-        setting = _row_setting(r, g)
-        r["fine_grained"], r["class_overlap"] = setting.fine_grained, setting.class_overlap
-        r.update(dict(zip(FEATURE_COLUMNS, setting.features().tolist())))
-        r["setup"] = _label(r)
-        rows.append(r)
-    out = pd.DataFrame(rows)
-    return out.reindex(columns=cols + [c for c in out.columns if c not in cols]) if rows else pd.DataFrame(columns=cols)
-
-
-def _row_setting(r: Mapping[str, Any], g) -> Setting:
-    dataset, preset = r["dataset"], r.get("preset")
-    fine = bool(g["fine_grained"].iloc[0]) if "fine_grained" in g and g["fine_grained"].notna().any() \
-        else granularity(dataset, preset)
-    if "class_overlap" in g and g["class_overlap"].notna().any():
-        overlap = float(g["class_overlap"].iloc[0])
-    else:
-        overlap = known_overlap(dataset, r.get("pretrain_corpus"), preset)
-    origin = r["teacher_origin"] if r["teacher_origin"] in ("finetuned", "scratch") else None
-    init = r.get("student_init") if r.get("student_init") in specs.INITS else "random"
-    return Setting(optimizer=str(r["optimizer"]), epochs=int(r["epochs"]), batch_size=int(r["batch_size"]),
-                   baseline_epochs=baseline_epochs(dataset, preset), teacher_origin=origin, fine_grained=fine,
-                   class_overlap=overlap, h_all=r.get("teacher_h_all"), h_minus_max=r.get("teacher_h_minus_max"),
-                   student_init=init)
-
-
-def _label(r: Mapping[str, Any]) -> str:
-    te = r.get("teacher_epochs")
-    te = f" {int(te)}ep" if isinstance(te, (int, float)) and not _missing(float(te)) else ""
-    corpus = r.get("pretrain_corpus")
-    corpus = f" [{corpus}]" if isinstance(corpus, str) and corpus not in ("random", "hub") and \
-        r.get("teacher_origin") == "finetuned" else ""
-    init = r.get("student_init", "random")
-    return (f"{r['dataset']}: {r['teacher']} {r['teacher_origin']}{te}{corpus} -> {r['student']}"
-            f"{'' if init in (None, 'random') else ' (' + str(init) + ')'} | {r['optimizer']} bs{int(r['batch_size'])}"
-            f" {int(r['epochs'])}ep")
-
-
-def _nearest(temps: Sequence[float], log2_t: float) -> int:
-    """Index of the temperature of a sweep nearest to 2**log2_t in log scale (ties: the smaller T)."""
-    d = [abs(math.log2(t) - log2_t) for t in temps]
-    return int(min(range(len(temps)), key=lambda i: (round(d[i], 12), temps[i])))
-
-
-def regret_at(row: Mapping[str, Any], log2_t: float) -> float:
-    """Best accuracy of the sweep minus accuracy at the sweep's T nearest to the advice (points)."""
-    i = _nearest(row["temperatures"], log2_t)
-    return float(row["best_acc"] - row["accuracies"][i])
-
-
 def _matrices(table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     X = table[list(FEATURE_COLUMNS)].to_numpy(float)
     y = np.log2(table["best_temperature"].to_numpy(float))
     w = table["weight"].to_numpy(float)
     return X, y, w / w.mean()
+
+
+def curves(table) -> list[dict[str, Any]]:
+    """Each sweep's curve only (temperatures, accuracies, best): what regret needs, fast to build."""
+    return [{"temperatures": t, "accuracies": a, "best_acc": b}
+            for t, a, b in zip(table["temperatures"], table["accuracies"], table["best_acc"])]
 
 
 def _solve(X: np.ndarray, y: np.ndarray, w: np.ndarray, lam: float) -> np.ndarray:
@@ -200,7 +110,7 @@ def _solve(X: np.ndarray, y: np.ndarray, w: np.ndarray, lam: float) -> np.ndarra
 def _loo(table, X: np.ndarray, y: np.ndarray, w: np.ndarray, lam: float | None) -> tuple[float, float]:
     """Leave-one-out mean regret (pp) and weighted RMS residual (log2 T); lam None = the rules."""
     regrets, sq = [], []
-    rows = table.to_dict("records")
+    rows = curves(table)
     for i in range(len(rows)):
         keep = np.arange(len(rows)) != i
         b = PRIOR if lam is None else _solve(X[keep], y[keep], w[keep], lam)
