@@ -347,6 +347,15 @@ def test_notebook_runs_under_papermill_on_a_synthetic_store(tmp_path):
     assert "Mean regret: advisor" in text and "loses to a simple rule on" in text
     assert (paths.outputs_dir() / "07_test" / "advisor_regret.png").stat().st_size > 1000
     assert load_calibration().n_setups == 10
+    saved = json.loads((paths.outputs_dir() / "07_test" / "evaluation.json").read_text())
+    by_setup = saved["regret_pp"]["setup"]
+    assert {"advisor", "best single T", "no features"} | {f"fixed T={t:g}" for t in GRID} <= set(by_setup)
+    assert {r["order"] for r in saved["regret_vs_runs"]} == {"advisor-led", "random order", "usual {1, 4} order"}
+    assert saved["scored_on"] == ["test"]  # the synthetic runs hold no validation part: test, said so
+    verdict = "beats the best single T" if saved["comparisons"]["setup"]["beats_best_single"] else \
+        "does NOT beat the best single T"
+    assert verdict in text and "Leave one optimizer out" in text
+    assert (paths.outputs_dir() / "07_test" / "advisor_runs.png").stat().st_size > 1000
 
 
 @pytest.mark.parametrize("n_setups", [1, 0])

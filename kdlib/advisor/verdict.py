@@ -11,9 +11,9 @@ from typing import Any
 
 from kdlib import io
 from kdlib.advisor.calibration import MIN_SETUPS
-from kdlib.advisor.heldout import (ADVISOR, BEST_SINGLE, CONTROL, FACTORS, comparison, evaluate_all, paired_interval,
+from kdlib.advisor.heldout import (BEST_SINGLE, CONTROL, FACTORS, comparison, evaluate_all, paired_interval,
                                    regret_table, reliability)
-from kdlib.advisor.verify import regret_vs_runs, runs_to_reach
+from kdlib.advisor.verify import ORDERS, regret_vs_runs, runs_to_reach
 
 
 def _records(frame) -> list[dict[str, Any]]:
@@ -25,7 +25,7 @@ def evaluation(table, *, min_setups: int = MIN_SETUPS) -> dict[str, Any]:
     """Every number of the honest evaluation of the stored sweeps, as plain data (frames under ``frames``)."""
     long = evaluate_all(table, min_setups=min_setups)
     regrets = regret_table(long)
-    curve = regret_vs_runs(table, long) if len(long) else regret_table(long).iloc[0:0]
+    curve = regret_vs_runs(table, long)
     scored = sorted(set(table["scored_on"])) if len(table) and "scored_on" in table else []
     return {"setups": len(table), "scored_on": scored, "min_setups": min_setups,
             "comparisons": {by: comparison(long, by) for by in FACTORS},
@@ -46,6 +46,32 @@ def to_json(result: dict[str, Any]) -> dict[str, Any]:
             "reliability": _records(f["reliability"]), "regret_vs_runs": _records(f["curve"]),
             "units": "accuracy points; regret = best accuracy of the sweep minus accuracy at the chosen T, scored on "
                      "validation where the runs hold one (scored_on), test reported beside it"}
+
+
+def intervals_table(result: dict[str, Any]):
+    """The paired-over-seeds intervals as a table: one row per comparison."""
+    import pandas as pd
+
+    return pd.DataFrame(list(result["intervals"].values()),
+                        columns=["against", "by", "on", "mean", "low", "high", "seeds"])
+
+
+def _table_lines(result: dict[str, Any]) -> list[str]:
+    """The leave-one-setup-out regret table and the regret-vs-runs curve, in numbers."""
+    reg = result["frames"]["regrets"]
+    reg = reg[reg["by"] == "setup"]
+    out = ["Regret table, leave one setup out (pp, scored; test beside it):"]
+    out += [f" - {r['strategy']}: mean {r['mean regret']:.2f}, worst {r['worst regret']:.2f} (test: mean "
+            f"{r['mean test regret']:.2f}, worst {r['worst test regret']:.2f})" for r in reg.to_dict("records")]
+    curve = result["frames"]["curve"]
+    for order in ORDERS:
+        part = curve[curve["order"] == order]
+        if len(part):
+            k = runs_to_reach(curve, order)
+            out.append(f"{order}: mean regret after k = 1..{int(part['k'].max())} runs: "
+                       + ", ".join(f"{v:.2f}" for v in part["mean regret"])
+                       + (f" (<= 0.5 pp from {k} run(s) on)" if k else " (never <= 0.5 pp)"))
+    return out
 
 
 def write(result: dict[str, Any], path: str | Path) -> Path:
@@ -85,10 +111,7 @@ def lines(result: dict[str, Any]) -> list[str]:
     if iv.get("seeds", 0) >= 2:
         out.append(f"Paired over {iv['seeds']} seeds, accuracy at the advisor's T minus at the best single T: "
                    f"{iv['mean']:+.2f} pp (95 % interval {iv['low']:+.2f} to {iv['high']:+.2f}).")
-    curve = result["frames"]["curve"]
-    for order in ("advisor-led", "random order", "usual {1, 4} order"):
-        k = runs_to_reach(curve, order) if len(curve) else None
-        out.append(f"{order}: {'mean regret <= 0.5 pp after ' + str(k) + ' run(s)' if k else 'never <= 0.5 pp'}.")
+    out += _table_lines(result)
     if not c["beats_best_single"]:
         out.append("What would change it: sweeps whose best T actually varies with the features (SGD at several "
                    "durations, scratch vs. pretrained teachers, coarse vs. fine classes) at a patient scale, "

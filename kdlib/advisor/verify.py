@@ -80,6 +80,8 @@ def regret_vs_runs(table, long, K: int | None = None):
             reg, test = _random(r, k)
             rows.append({"k": k, "order": "random order", "row": i, "regret": reg, "test_regret": test})
     f = pd.DataFrame(rows, columns=["k", "order", "row", "regret", "test_regret"])
+    if not len(f):
+        return pd.DataFrame(columns=["order", "k", "mean regret", "worst regret", "mean test regret", "setups"])
     out = f.groupby(["order", "k"], sort=False).agg(**{
         "mean regret": ("regret", "mean"), "worst regret": ("regret", "max"),
         "mean test regret": ("test_regret", "mean"), "setups": ("row", "count")}).reset_index()
