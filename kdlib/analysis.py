@@ -1,7 +1,7 @@
 """The study's numbers from a results frame: mean ± std over seeds, best T, sensitivity, cross-over, inflection.
 
 Every summary the notebooks, charts, explorers and the advisor show is computed here, once.
-Each function takes a tidy results frame (``store.load_results`` / ``runs.ensure``) or a
+Each function takes a tidy results frame (``tables.load_results`` / ``runs.ensure``) or a
 slice of it and returns a pandas frame; ``plots`` draws them, nothing here draws.
 The paper reports final-epoch test accuracy, the mean of three seeds; so does every table.
 """
@@ -13,11 +13,11 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from kdlib import specs, store, traits
+from kdlib import checks, specs, store, tables, traits
 
 # ----------------------------------------------------------------------------- the spec-to-columns vocabulary
 
-# Columns of ``store.describe`` (distillation runs) that can tell runs apart, in the order an
+# Columns of ``tables.describe`` (distillation runs) that can tell runs apart, in the order an
 # explorer shows its controls. ``epochs`` comes last: it picks a duration, not a filter. Not
 # here on purpose: ids, ``temperature`` (the x axis), ``seed`` (averaged over), ``method_args``
 # (shown through ``variant``) and every result column.
@@ -46,9 +46,6 @@ def where(frame: pd.DataFrame, **equal: Any) -> pd.DataFrame:
         frame = frame[frame[column] == value]
     return frame
 
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 # ----------------------------------------------------------------------------- mean ± std over seeds
@@ -205,7 +202,7 @@ def inflection_points(frame: pd.DataFrame, by: Sequence[str] | None = None, tole
     than ``tolerance`` above the smallest T, ``falling`` when the largest T is more than
     ``tolerance`` below the smallest T, and ``flat`` otherwise.
     """
-    if not (_is_number(tolerance) and tolerance >= 0):
+    if not (checks.is_number(tolerance) and tolerance >= 0):
         raise ValueError(f"tolerance={tolerance!r} must be a number >= 0 (accuracy points)")
     by = list(by) if by is not None else present(frame, ["dataset", "pretrain_corpus", "teacher", "student"])
     agg = mean_std(frame, [*by, "temperature"])

@@ -10,10 +10,9 @@ is submitted once they have ended.
 Jobs are ``submitit.helpers.Checkpointable``: when Slurm preempts or times out a job
 (submitit's USR2 handler), submitit requeues it with the same arguments, and the rerun
 resumes from each run's last epoch checkpoint in the store. The submitted job ids are
-kept in ``<root>/_jobs/inflight.json`` so that a later ``ensure`` (after ``wait=False``,
-or from another notebook) waits for a run whose job is still pending or running instead
-of submitting it again. Even if two jobs do run the same run, its file lock makes one
-train it and the other find it done.
+kept in ``<root>/_jobs/inflight.json`` (``kdlib.inflight``) so that a later ``ensure`` waits
+for a run whose job is still pending or running instead of submitting it again. Even if
+two jobs do run the same run, its file lock makes one train it and the other find it done.
 
 ``LocalExecutor`` starts every job at once; kdlib jobs take one of ``max_parallel`` slot
 locks before they work, so at most that many train together, each with
@@ -34,8 +33,8 @@ from typing import Any, Iterable, Iterator
 import submitit
 from tqdm.auto import tqdm
 
-from kdlib import checks, jobs, scheduler, specs
-from kdlib.io import DiskFull, atomic_write_json
+from kdlib import checks, inflight, jobs, scheduler, specs
+from kdlib.io import DiskFull
 from kdlib.store import RunDir
 
 # kdlib's names for the usual sbatch resources. Any other SlurmExecutor parameter (qos,
@@ -55,7 +54,6 @@ SLURM_DEFAULTS: dict[str, Any] = dict(
 )
 _GENERIC = {"gpus_per_node", "cpus_per_task", "mem_gb", "timeout_min", "nodes", "tasks_per_node"}
 LOCAL_TIMEOUT_MIN = 7 * 24 * 60  # LocalExecutor's own default is 2 minutes
-_JOBS: dict[str, Any] = {}  # job id -> submitit Job submitted by this process (precise state)
 
 
 class Job(submitit.helpers.Checkpointable):
@@ -215,73 +213,6 @@ def make_executor(executor: str, folder: Path, *, slurm: dict[str, Any] | None =
     return ex
 
 
-# ----------------------------------------------------------------------------- jobs in flight
-
-def _inflight_path(root: Path) -> Path:
-    return root / "_jobs" / "inflight.json"
-
-
-@contextlib.contextmanager
-def _registry(root: Path) -> Iterator[dict[str, dict[str, Any]]]:
-    """inflight.json under a lock: read, let the caller change it, write it back."""
-    path = _inflight_path(root)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            entries = json.loads(path.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            entries = {}
-        yield entries
-        # forget runs that landed: their entries can never matter again
-        entries = {rid: e for rid, e in entries.items() if not (root / rid / "result.json").is_file()}
-        atomic_write_json(path, entries)
-
-
-def _pid_alive(pid: int) -> bool:
-    proc = Path(f"/proc/{pid}")
-    if proc.parent.is_dir():
-        try:
-            stat = (proc / "stat").read_text()
-            cmdline = (proc / "cmdline").read_bytes()
-        except OSError:
-            return False
-        # a zombie has ended; a reused pid runs something else than submitit's controller
-        return stat.rsplit(")", 1)[1].split()[0] != "Z" and b"submitit" in cmdline
-    try:
-        os.kill(pid, 0)
-        return True
-    except OSError:
-        return False
-
-
-def _alive(entries: list[dict[str, Any]]) -> list[bool]:
-    """Whether each entry's job is still pending or running."""
-    out = []
-    slurm_ids = {e["job_id"] for e in entries if e["executor"] == "slurm"}
-    states = scheduler.states(slurm_ids) if slurm_ids else {}
-    for e in entries:
-        job = _JOBS.get(e["job_id"])
-        if submitit.core.utils.JobPaths(e["folder"], e["job_id"], 0).result_pickle.exists():
-            out.append(False)
-        elif e["executor"] == "submitit-local":
-            out.append(not job.done() if job is not None else _pid_alive(int(e["job_id"])))
-        else:
-            out.append(scheduler.alive(states.get(e["job_id"])))
-    return out
-
-
-def inflight(root: Path) -> dict[str, dict[str, Any]]:
-    """Run ids whose submitted job is still pending or running."""
-    try:
-        entries = json.loads(_inflight_path(root).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {}
-    entries = {rid: e for rid, e in entries.items() if not (root / rid / "result.json").is_file()}
-    alive = _alive(list(entries.values()))
-    return {rid: e for (rid, e), ok in zip(entries.items(), alive) if ok}
-
-
 # ----------------------------------------------------------------------------- submitting
 
 class Submitter:
@@ -308,7 +239,7 @@ class Submitter:
                progress: bool = True) -> list[Any]:
         """``needed``: the supervised runs to train first, by run id (``runs.prerequisites``)."""
 
-        busy = inflight(self.root)
+        busy = inflight.running(self.root)
         # Teachers and student initializations first, each once: the jobs of a grid share them.
         first = [[s] for rid, s in needed.items() if rid not in busy]
         second = [p for g in groups if (p := [s for s in g if specs.run_id(s) not in busy])]
@@ -327,8 +258,8 @@ class Submitter:
         if wait:
             self._follow(jobs, busy, waiting, bar)
             self._record_lost(jobs)
-            failed = [(rid, _error_line(self.root / rid)) for rid in waiting
-                      if _landed(self.root / rid) and not (self.root / rid / "result.json").is_file()]
+            failed = [(rid, inflight.error_line(self.root / rid)) for rid in waiting
+                      if inflight.landed(self.root / rid) and not (self.root / rid / "result.json").is_file()]
             if failed:
                 warn_failed(failed)
         bar.close()
@@ -352,12 +283,7 @@ class Submitter:
                 raise
             raise scheduler.sbatch_refusal(str(e), slurm_defaults(self.presets) | (self.slurm or {})) from None
         pairs = [(job, [specs.run_id(s) for s in p]) for job, p in zip(jobs, payloads)]
-        with _registry(self.root) as entries:
-            for job, ids in pairs:
-                _JOBS[str(job.job_id)] = job
-                for rid in ids:
-                    entries[rid] = {"job_id": str(job.job_id), "executor": self.executor, "folder": str(ex.folder),
-                                    "time": time.time()}
+        inflight.record(self.root, self.executor, ex.folder, pairs)
         return pairs
 
     def _states(self, jobs) -> dict[str, str]:
@@ -378,7 +304,7 @@ class Submitter:
         others = {e["job_id"]: e for rid, e in busy.items() if rid in ids}
         last_check, all_landed = 0.0, None
         while True:
-            landed = sum(_landed(self.root / rid) for rid in ids)
+            landed = sum(inflight.landed(self.root / rid) for rid in ids)
             if landed > bar.n:
                 bar.update(landed - bar.n)
             running = [j for j, st in self._states(jobs).items() if scheduler.alive(st)]
@@ -389,7 +315,7 @@ class Submitter:
                 if not running or time.time() - all_landed > 30:
                     return
             if others and time.time() - last_check > self.poll_s * 5:  # jobs of another call: poll gently
-                alive = _alive(list(others.values()))
+                alive = inflight.alive(list(others.values()))
                 others = {k: e for (k, e), ok in zip(others.items(), alive) if ok}
                 last_check = time.time()
             if not running and not others:
@@ -404,7 +330,7 @@ class Submitter:
         """
         states = self._states(jobs)
         for job, ids in jobs:
-            lost = [rid for rid in ids if not _landed(self.root / rid)]
+            lost = [rid for rid in ids if not inflight.landed(self.root / rid)]
             state = states.get(job.job_id, "")
             if not lost or scheduler.alive(state) or state.startswith("CANCELLED"):
                 continue
@@ -416,16 +342,5 @@ class Submitter:
                     continue
                 run = RunDir(specs.from_dict(json.loads(spec_file.read_text())), self.root)
                 with run.lock(blocking=False) as held:
-                    if held and not _landed(run.path):
+                    if held and not inflight.landed(run.path):
                         run.fail(RuntimeError(f"job {job.job_id} failed: {text.strip().splitlines()[-1]}"), text)
-
-
-def _landed(path: Path) -> bool:
-    return (path / "result.json").is_file() or (path / "error.json").is_file()
-
-
-def _error_line(path: Path) -> str:
-    try:
-        return json.loads((path / "error.json").read_text()).get("error", "failed")
-    except (OSError, json.JSONDecodeError):
-        return "failed"

@@ -13,10 +13,9 @@ from __future__ import annotations
 import ast
 import difflib
 import json
-import math
 from typing import Any, Callable, MutableMapping, Sequence
 
-from kdlib import specs
+from kdlib import checks, methods, specs
 
 EXECUTORS = specs.EXECUTORS
 TEACHER_ORIGINS = ("finetuned", "scratch")
@@ -28,12 +27,6 @@ INJECTED_HEADER = "# Parameters"  # papermill's first line of the cell it inject
 
 # ----------------------------------------------------------------------------- value rules
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _check_list(name: str, value: Any, what: str, ok, allowed: Sequence[Any] | None = None,
@@ -96,17 +89,17 @@ def _check_arch(name: str, value: Any, p: str | None) -> None:
 
 
 def _check_epochs(name: str, value: Any, p: str | None) -> None:
-    if value is not None and not (_is_int(value) and value >= 1):
+    if value is not None and not (checks.is_int(value) and value >= 1):
         raise ValueError(f"parameter {name}={value!r} must be None (the preset's default) or an integer >= 1")
 
 
 def _check_seed(name: str, value: Any, p: str | None) -> None:
-    if not (_is_int(value) and value >= 0):
+    if not (checks.is_int(value) and value >= 0):
         raise ValueError(f"parameter {name}={value!r} must be an integer >= 0")
 
 
 def _check_minimum(name: str, value: Any, p: str | None) -> None:
-    if not (_is_int(value) and value >= 1):
+    if not (checks.is_int(value) and value >= 1):
         raise ValueError(f"parameter {name}={value!r} must be an integer >= 1")
 
 
@@ -133,13 +126,12 @@ def _check_store_root(name: str, value: Any, p: str | None) -> None:
 
 
 def _check_tolerance(name: str, value: Any, p: str | None) -> None:
-    if not (_is_number(value) and value >= 0):
+    if not (checks.is_number(value) and value >= 0):
         raise ValueError(f"parameter {name}={value!r} must be a number >= 0 (accuracy points)")
 
 
 def _check_methods(name: str, value: Any, p: str | None) -> None:
-    from kdlib import losses
-    _check_names(name, value, list(losses.names()), "loss names")
+    _check_names(name, value, methods.names(), "loss names")
 
 
 def _check_corpora(name: str, value: Any, p: str | None) -> None:
@@ -166,7 +158,7 @@ def _names_rule(allowed: Sequence[str], what: str) -> Callable[[str, Any, str | 
     return lambda name, value, p: _check_names(name, value, allowed, what)
 
 
-_positive_numbers = _list_rule("numbers > 0", lambda v: _is_number(v) and v > 0, "[1, 4, 40]")
+_positive_numbers = _list_rule("numbers > 0", lambda v: checks.is_number(v) and v > 0, "[1, 4, 40]")
 # (how a name matches, the pattern, its check); the first match wins.
 RULES: list[tuple[str, str, Callable[[str, Any, str | None], None]]] = [
     ("is", "datasets", _check_datasets),
@@ -175,15 +167,15 @@ RULES: list[tuple[str, str, Callable[[str, Any, str | None], None]]] = [
     ("is", "students", _check_archs),
     ("suffix", "_arch", _check_arch),
     ("suffix", "temperatures", _positive_numbers),
-    ("is", "seeds", _list_rule("integers >= 0", lambda v: _is_int(v) and v >= 0, "[0, 1, 2]")),
+    ("is", "seeds", _list_rule("integers >= 0", lambda v: checks.is_int(v) and v >= 0, "[0, 1, 2]")),
     ("is", "seed", _check_seed),
     ("is", "optimizers", _names_rule(specs.OPTIMIZERS, "optimizer names")),
-    ("is", "batch_sizes", _list_rule("integers >= 1", lambda v: _is_int(v) and v >= 1, "[64, 256]")),
+    ("is", "batch_sizes", _list_rule("integers >= 1", lambda v: checks.is_int(v) and v >= 1, "[64, 256]")),
     ("is", "student_inits", _names_rule(specs.INITS, "student initializations")),
     ("is", "teacher_origins", _names_rule(TEACHER_ORIGINS, "teacher origins")),
     ("suffix", "_fractions", _list_rule("numbers > 0 (fractions of the baseline duration)",
-                                        lambda v: _is_number(v) and v > 0, "[0.25, 0.5, 1, 2]")),
-    ("suffix", "_ks", _list_rule("integers >= 1", lambda v: _is_int(v) and v >= 1, "[1, 3]")),
+                                        lambda v: checks.is_number(v) and v > 0, "[0.25, 0.5, 1, 2]")),
+    ("suffix", "_ks", _list_rule("integers >= 1", lambda v: checks.is_int(v) and v >= 1, "[1, 3]")),
     ("suffix", "_epochs", _check_epochs),
     ("prefix", "min_", _check_minimum),
     ("is", "executor", _check_executor),

@@ -1,4 +1,4 @@
-"""Altair charts for the study's figures, from a tidy results frame (``store.load_results``), mini or paper.
+"""Altair charts for the study's figures, from a tidy results frame (``tables.load_results``), mini or paper.
 
 Plots only draw: every number comes from ``kdlib.analysis``. ``save`` writes PNG and
 self-contained HTML side by side, atomically. Importing this module changes nothing global;
@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import altair as alt
 import pandas as pd
 
-from kdlib import analysis, paths, store
+from kdlib import analysis, paths, store, tables
 from kdlib.io import atomic_write_bytes
 
 

@@ -22,10 +22,11 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable
 
-from kdlib import checks, data, executors, models, preflight, specs
+from kdlib import checks, data, executors, losses, models, preflight, specs
 from kdlib.jobs import TERMINATING  # noqa: F401 - set by scheduler.on_sigterm in a job
 from kdlib.specs import EXECUTORS
-from kdlib.store import RunDir, check_root, load_results
+from kdlib.store import RunDir, check_root
+from kdlib.tables import load_results
 
 
 MAX_MEMBERS = 16        # students in one pass
@@ -161,6 +162,8 @@ def _check(spec_list: Any, executor: str, max_parallel: Any) -> list[specs.Spec]
     for s in spec_list:
         if not isinstance(s, (specs.Supervised, specs.Distill)):
             raise ValueError(f"not a run spec: {s!r}; build specs with kdlib.specs (teacher, distill, grid)")
+        if isinstance(s, specs.Distill):
+            losses.for_spec(s)  # the loss's hyperparameter values (specs checked their names)
     return spec_list
 
 

@@ -13,13 +13,11 @@ same study on Fashion-MNIST on a laptop CPU).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import itertools
-import json
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any, ClassVar, Union
 
-from kdlib import checks
+from kdlib import checks, methods, records
 from kdlib.presets import PRESETS, VIT_ARCHS, Preset, preset, temperature_grid, world  # noqa: F401 - specs' vocabulary
 
 OPTIMIZERS = ("adamw", "sgd")
@@ -62,6 +60,11 @@ def _check_common(spec: Any) -> None:
                       what="a distillation" if distill else "mixup=True", size=data.train_size(spec.dataset, spec.preset))
 
 
+# Fields added after stores existed: left out of ``to_dict`` (so of ``run_id``) at their default,
+# so every earlier spec keeps its id and folder (``records.to_dict`` reads each class's ``late_fields``).
+LATE_FIELDS = {"val_fraction": 0.0}
+
+
 @dataclass(frozen=True)
 class Supervised:
     """A model trained on labels: general pretraining, a teacher, or a label-only student.
@@ -85,6 +88,7 @@ class Supervised:
     seed: int = 0
     preset: str = "mini"
     val_fraction: float = 0.0        # > 0: hold this stratified share of the train split out (validation)
+    late_fields: ClassVar[dict[str, Any]] = LATE_FIELDS
 
     def __post_init__(self) -> None:
         _check_init(self.init, "init")
@@ -123,6 +127,7 @@ class Distill:
     seed: int = 0
     preset: str = "mini"
     val_fraction: float = 0.0        # > 0: train on the rest of the train split, record val_acc too
+    late_fields: ClassVar[dict[str, Any]] = LATE_FIELDS
 
     def __post_init__(self) -> None:
         if not isinstance(self.teacher, Supervised):
@@ -139,15 +144,7 @@ class Distill:
         if self.teacher.dataset != self.dataset:
             raise ValueError(f"teacher was trained on {self.teacher.dataset!r} but the student distils on "
                              f"{self.dataset!r}; build the teacher for the same dataset")
-        self.build_loss()
-
-    def build_loss(self):
-        """The loss module of this run (its temperature overrides the method's default)."""
-        from kdlib import losses
-        hparams = dict(self.method_args)
-        if self.temperature is not None:
-            hparams["temperature"] = self.temperature
-        return losses.build(self.method, **hparams)
+        methods.check(self.method, dict(self.method_args))
 
     @property
     def share_key(self) -> str:
@@ -160,21 +157,9 @@ class Distill:
 Spec = Union[Supervised, Distill]
 
 
-# Fields added after stores existed: left out of ``to_dict`` (so of ``run_id``) at their default,
-# so every earlier spec keeps its id and folder.
-LATE_FIELDS = {"val_fraction": 0.0}
-
-
 def to_dict(spec: Any) -> Any:
     """Plain JSON-able form of a spec, nested specs included, with their kind (late fields only when set)."""
-    if dataclasses.is_dataclass(spec):
-        out = {"kind": type(spec).__name__}
-        out.update({f.name: to_dict(getattr(spec, f.name)) for f in dataclasses.fields(spec)
-                    if not (f.name in LATE_FIELDS and getattr(spec, f.name) == LATE_FIELDS[f.name])})
-        return out
-    if isinstance(spec, (list, tuple)):
-        return [to_dict(v) for v in spec]
-    return spec
+    return records.to_dict(spec)
 
 
 def from_dict(d: Any) -> Any:
@@ -190,8 +175,7 @@ def from_dict(d: Any) -> Any:
 
 def run_id(spec: Spec) -> str:
     """Stable 16-hex id: the same spec gives the same folder on every machine."""
-    text = json.dumps(to_dict(spec), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return records.record_id(spec)
 
 
 def origin(init: Init) -> str:

@@ -36,13 +36,12 @@ import os
 import tempfile
 import time
 import traceback
-import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
 import torch
 
-from kdlib import paths, provenance, specs
+from kdlib import paths, provenance, records
 from kdlib.io import TMP_SUFFIX, DiskFull, atomic_torch_save, atomic_write_json
 from kdlib.lease import Lease
 
@@ -67,9 +66,9 @@ def check_root(root: str | Path | None) -> Path:
 class RunDir:
     """The folder of one run: its spec, checkpoints, result and lock."""
 
-    def __init__(self, spec: specs.Spec, root: str | Path | None = None):
+    def __init__(self, spec: Any, root: str | Path | None = None):
         self.spec = spec
-        self.id = specs.run_id(spec)
+        self.id = records.record_id(spec)
         self.path = (Path(root) if root is not None else paths.store_dir()) / self.id
         self._lease: Lease | None = None  # set while this object holds lock()
 
@@ -83,20 +82,20 @@ class RunDir:
     @property
     def status(self) -> str:
         """``done``, ``failed``, ``running`` (has a checkpoint) or ``pending``."""
-        return _status(self.path)
+        return status_of(self.path)
 
     def result(self) -> dict[str, Any]:
         return json.loads((self.path / "result.json").read_text())
 
     def error(self) -> dict[str, Any] | None:
         """The last failure: ``{"error", "traceback", "time"}``, or None."""
-        return _read(self.path, "error.json") or None
+        return read_json(self.path, "error.json") or None
 
     def declare(self) -> None:
         """Create the folder and its spec.json (safe without the lock: the spec never changes)."""
         self.path.mkdir(parents=True, exist_ok=True)
         if not (self.path / "spec.json").is_file():
-            atomic_write_json(self.path / "spec.json", specs.to_dict(self.spec))
+            atomic_write_json(self.path / "spec.json", records.to_dict(self.spec))
 
     def begin(self) -> None:
         """Start (or resume) work on the run; the caller holds ``lock()``.
@@ -273,7 +272,7 @@ class RunDir:
         Weights that fail are set aside with the result (the run is no longer done, so
         it is trained again) and ``Untrusted`` is raised; the report is printed once.
         """
-        file, meta = self.path / "model.pt", _read(self.path, "weights.json")
+        file, meta = self.path / "model.pt", read_json(self.path, "weights.json")
         try:
             data = file.read_bytes()
             if meta and hashlib.sha256(data).hexdigest() != meta.get("sha256"):
@@ -299,7 +298,8 @@ class Foreign(ValueError):
 
 # ----------------------------------------------------------------------------- reading it back
 
-def _status(path: Path) -> str:
+def status_of(path: Path) -> str:
+    """A run folder's state: ``done``, ``failed``, ``running`` (has a checkpoint) or ``pending``."""
     if (path / "result.json").is_file():
         return "done"
     if (path / "error.json").is_file():
@@ -307,84 +307,12 @@ def _status(path: Path) -> str:
     return "running" if (path / "state.json").is_file() else "pending"
 
 
-def _read(path: Path, name: str) -> dict[str, Any]:
+def read_json(path: Path, name: str) -> dict[str, Any]:
+    """A run folder's JSON file, or {} when it is missing or torn."""
     try:
         return json.loads((path / name).read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return {}
-
-
-def variant(method: str, args: dict[str, Any]) -> str:
-    """A legend label for a loss and its non-default arguments: ``kd[k=5,targets=bottom-k]``."""
-    if not args:
-        return method
-    return f"{method}[{','.join(f'{k}={v}' for k, v in sorted(args.items()))}]"
-
-
-def describe(spec: specs.Spec) -> dict[str, Any]:
-    """The columns a results frame shows for a spec: the paper's vocabulary, flat."""
-    if isinstance(spec, specs.Distill):
-        t = spec.teacher
-        return {
-            "kind": "distill", "preset": spec.preset, "dataset": spec.dataset,
-            "teacher": t.arch, "teacher_origin": "finetuned" if t.origin == "finetuned" else "scratch",
-            "teacher_epochs": t.epochs, "teacher_id": specs.run_id(t),
-            "pretrain_corpus": t.init.dataset if isinstance(t.init, specs.Supervised) else t.init,
-            "student": spec.student, "student_init": specs.origin(spec.student_init),
-            "method": spec.method, "method_args": json.dumps(dict(spec.method_args), sort_keys=True),
-            "variant": variant(spec.method, dict(spec.method_args)),
-            "temperature": spec.temperature, "optimizer": spec.optimizer, "lr": spec.lr,
-            "weight_decay": spec.weight_decay, "batch_size": spec.batch_size, "epochs": spec.epochs,
-            "seed": spec.seed, **_late(spec),
-        }
-    return {
-        "kind": "supervised", "preset": spec.preset, "dataset": spec.dataset, "arch": spec.arch,
-        "origin": spec.origin, "init": specs.origin(spec.init), "optimizer": spec.optimizer, "lr": spec.lr,
-        "weight_decay": spec.weight_decay, "batch_size": spec.batch_size, "epochs": spec.epochs, "seed": spec.seed,
-        **_late(spec),
-    }
-
-
-def _late(spec: specs.Spec) -> dict[str, Any]:
-    """Late spec fields as columns, only when set (a frame of older runs keeps its columns)."""
-    return {k: getattr(spec, k) for k, default in specs.LATE_FIELDS.items() if getattr(spec, k, default) != default}
-
-
-def load_results(root: str | Path | None = None, kind: str = "distill"):
-    """One row per run: spec columns, status, final metrics (and the teacher's, for distillation).
-
-    ``kind``: ``"distill"``, ``"supervised"`` or ``"all"``. Failed runs are rows with
-    ``status == "failed"`` and their ``error``; retry them with ``runs.ensure(..., retry_failed=True)``.
-    """
-    import pandas as pd
-
-    if kind not in ("distill", "supervised", "all"):
-        raise ValueError(f"kind={kind!r}; choose 'distill', 'supervised' or 'all'")
-    root = Path(root) if root is not None else paths.store_dir()
-    rows, teachers = [], {}
-    for path in sorted(root.glob("*/spec.json")):
-        run = path.parent
-        try:
-            spec = specs.from_dict(json.loads(path.read_text()))
-        except (ValueError, TypeError) as e:  # a spec of another kdlib version: say so, keep going
-            warnings.warn(f"skipping run {run.name}: its spec.json does not load ({e})")
-            continue
-        row = {"run_id": run.name, **describe(spec), "status": _status(run)}
-        if kind != "all" and row["kind"] != kind:
-            continue
-        result = _read(run, "result.json")
-        row.update({k: v for k, v in result.items() if k != "history"})
-        if row["status"] == "failed":
-            row["error"] = _read(run, "error.json").get("error")
-        if row["kind"] == "distill":
-            tid = row["teacher_id"]
-            if tid not in teachers:
-                teachers[tid] = _read(root / tid, "result.json")
-            t = teachers[tid]
-            row.update({"teacher_acc": t.get("test_acc"), "teacher_h_all": t.get("train_h_all"),
-                        "teacher_h_minus_max": t.get("train_h_minus_max")})
-        rows.append(row)
-    return provenance.complete(pd.DataFrame(rows))
 
 
 def finished(frame, kind: str | None = None):
@@ -404,6 +332,6 @@ def load_history(root: str | Path | None = None, run_ids: list[str] | None = Non
     ids = run_ids if run_ids is not None else [p.parent.name for p in root.glob("*/result.json")]
     rows = []
     for rid in ids:
-        for h in _read(root / rid, "result.json").get("history", []):
+        for h in read_json(root / rid, "result.json").get("history", []):
             rows.append({"run_id": rid, **h})
     return pd.DataFrame(rows, columns=None if rows else ["run_id", "epoch", "test_acc", "train_loss"])

@@ -29,7 +29,7 @@ from timm.loss import SoftTargetCrossEntropy
 from torch import nn
 from tqdm.auto import tqdm
 
-from kdlib import data, logit_cache, metrics, models, specs
+from kdlib import data, logit_cache, losses, metrics, models, specs
 from kdlib.device import pick as pick_device  # loud: CUDA asked for but unusable is an error
 from kdlib.members import Member, compiled_forward, make_optimizer, prepare_model, scaler, to_input
 from kdlib.members import mixer as _mixer  # module names the benchmark times (train._mixer)
@@ -314,7 +314,7 @@ def _student(spec: specs.Distill, run: RunDir, state, num_classes: int, steps: i
     init = spec.student_init if isinstance(spec.student_init, str) else "random"
     model = prepare_model(models.create(spec.student, num_classes, preset=spec.preset, init=init, state=state),
                            device)
-    objective = spec.build_loss().to(device)
+    objective = losses.for_spec(spec).to(device)
     extra = list(objective.extra_parameters())
     opt, sched = make_optimizer(spec, model, extra, spec.epochs * steps)
     run.begin()

@@ -29,7 +29,7 @@ from typing import Any
 
 import pandas as pd
 
-from kdlib import runs, specs, store
+from kdlib import runs, specs, tables
 from kdlib.io import atomic_write_bytes
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "calibration.md"
@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
             started = time.perf_counter()
             runs.ensure([b["teacher"], b["labels"], *b["adamw"], *b["sgd"]], root=args.root, progress=False)
             print(f"{m.name} seed {seed}: {time.perf_counter() - started:.0f} s", flush=True)
-    frame = store.load_results(args.root, kind="all")
+    frame = tables.load_results(args.root, kind="all")
     text = table([row(m, frame, args.seeds, args.temperatures) for m in chosen])
     print(text)
     if not args.no_doc:

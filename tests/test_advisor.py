@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from kdlib import paths, plots, specs, store
+from kdlib import paths, plots, specs, store, tables
 from kdlib.advisor import (FINDINGS, Calibration, Diagnostics, advise, calibrate, class_overlap, diagnose,
                           known_overlap, leave_one_setup_out, load_calibration, recommend, regret_summary, sweeps)
 
@@ -76,7 +76,7 @@ def write_store(root, setups, seed=0):
 
 
 def frame_of(rows):
-    """A results frame by hand (the columns ``store.load_results`` gives)."""
+    """A results frame by hand (the columns ``tables.load_results`` gives)."""
     out = []
     for i, r in enumerate(rows):
         for t, acc in zip(r["temperatures"], r["accuracies"]):
@@ -336,7 +336,7 @@ def notebook_text(nb):
 def test_notebook_runs_under_papermill_on_a_synthetic_store(tmp_path):
     root = tmp_path / "store"
     write_store(root, synthetic_setups(10))
-    assert len(sweeps(store.load_results(root))) == 10
+    assert len(sweeps(tables.load_results(root))) == 10
     params = dict(preset="mini", store_root=str(root), min_setups=4, output_dir="07_test")
     assert set(params) <= set(papermill.inspect_notebook(str(NOTEBOOK)))
     out = tmp_path / "07.ipynb"

@@ -1,7 +1,7 @@
 """The advisor's honest evaluation on synthetic stores: planted rules, featureless advisors, planted confidence.
 
 Every store here is a results frame built by hand (one row per run, the columns
-``store.load_results`` gives); the expected numbers are worked out from the planted
+``tables.load_results`` gives); the expected numbers are worked out from the planted
 curves, never by the code under test.
 """
 from __future__ import annotations

@@ -13,7 +13,7 @@ from PIL import Image
 
 import kdlib
 from kdlib import data, runs, specs, store
-from kdlib import data_check as check
+from kdlib.data import check
 from kdlib.data import mini
 
 

@@ -13,7 +13,7 @@ import pytest
 import submitit
 import torch
 
-from kdlib import executors, runs, specs, store
+from kdlib import executors, inflight, runs, specs, store, tables
 
 pytestmark = pytest.mark.training  # make test-fast leaves these out
 
@@ -57,7 +57,7 @@ def test_submitit_local_runs_a_grid_to_completion(landed, grid):
     root, frame = landed
     assert list(frame["run_id"]) == [specs.run_id(s) for s in grid]
     assert set(frame["status"]) == {"done"} and frame["test_acc"].notna().all()
-    listed = store.load_results(root)
+    listed = tables.load_results(root)
     assert set(listed["run_id"]) == set(frame["run_id"]) and listed["teacher_acc"].notna().all()
     assert submitted(root) == 3  # the teacher, then one job per shared pass
     logs = "".join(p.read_text() for p in (root / "_jobs").glob("*_log.out"))
@@ -184,7 +184,7 @@ def fake_slurm(monkeypatch):
     monkeypatch.setattr(submitit.core.utils, "CommandFunction", fake.command_function)
     monkeypatch.setattr(subprocess, "run", fake.run)
     monkeypatch.setattr(submitit.SlurmJob, "watcher", type(submitit.SlurmJob.watcher)(delay_s=600))
-    monkeypatch.setattr(executors, "_JOBS", {})
+    monkeypatch.setattr(inflight, "JOBS", {})
     return fake
 
 
@@ -228,12 +228,12 @@ def test_the_slurm_array_of_a_grid(tmp_path, grid, fake_slurm):
 
     # In flight (squeue says RUNNING): a rerun, here or from another process, submits nothing.
     runs.ensure(grid, executor="slurm", root=root, wait=False, progress=False, slurm=options)
-    executors._JOBS.clear()
+    inflight.JOBS.clear()
     runs.ensure(grid, executor="slurm", root=root, wait=False, progress=False, slurm=options)
     assert len(fake_slurm.scripts) == 2
     # Jobs that ended without landing their runs (cancelled, say) are submitted again.
     fake_slurm.state = "CANCELLED"
-    executors._JOBS.clear()
+    inflight.JOBS.clear()
     runs.ensure(grid, executor="slurm", root=root, wait=False, progress=False, slurm=options)
     assert len(fake_slurm.scripts) == 4
 

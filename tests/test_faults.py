@@ -16,7 +16,7 @@ import sys
 import pytest
 import torch
 
-from kdlib import data, io, jobs, runs, specs, store, train
+from kdlib import data, io, jobs, runs, specs, store, tables, train
 
 pytestmark = pytest.mark.training  # make test-fast leaves these out
 
@@ -228,7 +228,7 @@ def test_eight_processes_racing_on_the_same_runs_write_each_record_once(tmp_path
     finished = [line.split()[0] for line in (root / "finished.log").read_text().splitlines()]
     expected = sorted([specs.run_id(TEACHER), *(specs.run_id(s) for s in grid)])
     assert sorted(finished) == expected  # each record written exactly once
-    frame = store.load_results(root, kind="all")
+    frame = tables.load_results(root, kind="all")
     assert sorted(frame["run_id"]) == expected and set(frame["status"]) == {"done"}
     assert leftovers(root) == [] and not list(root.rglob("error.json")) and not list(root.rglob("state.json"))
     for rid in expected:
@@ -252,7 +252,7 @@ def test_a_failed_run_records_its_traceback_and_is_retried_on_request(root, monk
     assert row["status"] == "failed" and "NaN (simulated)" in row["error"]
     error = store.RunDir(spec, root).error()
     assert "Traceback" in error["traceback"] and "broken" in error["traceback"]
-    listed = store.load_results(root)
+    listed = tables.load_results(root)
     assert listed.set_index("run_id").loc[specs.run_id(spec), "status"] == "failed"
 
     again = runs.ensure([spec], root=root, progress=False)  # failed runs are not rerun by default

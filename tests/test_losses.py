@@ -7,6 +7,7 @@ logits of magnitude 100) and the schedules and ablation targets of the study.
 """
 from __future__ import annotations
 
+import inspect
 import math
 
 import numpy as np
@@ -14,7 +15,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kdlib import losses
+from kdlib import losses, methods
 
 torch.set_num_threads(1)
 
@@ -144,6 +145,13 @@ def value(name, s=S, t=T_, y=Y, epoch=None, **hp):
 
 def test_every_method_of_the_study_is_registered():
     assert losses.names() == METHODS
+
+
+def test_the_method_vocabulary_below_training_is_the_losses_and_their_constructor_arguments():
+    assert methods.names() == METHODS
+    for name in METHODS:
+        init = type(losses.build(name)).__init__
+        assert methods.HYPERPARAMETERS[name] == tuple(inspect.signature(init).parameters)[1:], name
 
 
 def test_an_unknown_method_is_an_error_that_lists_the_valid_names():

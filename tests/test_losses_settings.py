@@ -94,5 +94,5 @@ def test_settings_make_new_runs_and_leave_existing_ids_alone():
     tuned = specs.distill(teacher, "resnet18", temperature=None, method="dkd",
                           method_args=losses.method_settings("dkd", "cifar", plain.epochs))
     assert specs.run_id(plain) != specs.run_id(tuned)
-    assert tuned.build_loss().hparams == {"temperature": 4.0, "alpha": 1.0, "beta": 8.0, "warmup": 2.5}
+    assert losses.for_spec(tuned).hparams == {"temperature": 4.0, "alpha": 1.0, "beta": 8.0, "warmup": 2.5}
     assert losses.build("dkd").hparams["warmup"] == 20  # the class defaults (and old ids' meaning) stay

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from kdlib import data, models, parameters, specs, store
+from kdlib import data, models, parameters, specs, tables
 
 MINI_IMAGES = 100 * 10  # the mini world's few-shot target set: 100 images of each of the 10 classes
 
@@ -36,7 +36,7 @@ def test_patient_runs_have_their_own_ids_and_describe_their_scale():
     mini = specs.distill(specs.teacher("resnet50", "fmnist-fine"), "resnet18", 4.0)
     patient = specs.distill(specs.teacher("resnet50", "fmnist-fine", preset_name="patient"), "resnet18", 4.0)
     assert specs.run_id(mini) != specs.run_id(patient)
-    assert store.describe(patient)["preset"] == "patient"
+    assert tables.describe(patient)["preset"] == "patient"
     assert specs.from_dict(specs.to_dict(patient)) == patient
 
 

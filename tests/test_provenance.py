@@ -11,7 +11,7 @@ import timm
 import torch
 import torchvision
 
-from kdlib import provenance, specs, store
+from kdlib import provenance, specs, store, tables
 
 REPO = Path(__file__).resolve().parents[1]
 SPEC = specs.distill(specs.teacher("resnet50", "fmnist-fine", epochs=2), "resnet18", 4.0, epochs=2)
@@ -65,7 +65,7 @@ def test_load_results_shows_the_columns_even_for_older_runs(tmp_path):
     finished_run(tmp_path, 1.0)  # written by a kdlib that kept no provenance
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        frame = store.load_results(tmp_path)
+        frame = tables.load_results(tmp_path)
     assert set(provenance.COLUMNS) <= set(frame.columns)
     assert frame["kdlib_commit"].isna().all()
 
@@ -76,13 +76,13 @@ def test_mixed_code_versions_warn_once_naming_them(tmp_path, monkeypatch):
     finished_run(tmp_path, 4.0, {**provenance.record(), "device": "cpu"})
     finished_run(tmp_path, 8.0, {**provenance.record(), "kdlib_commit": "0123456789abcdef", "kdlib_dirty": True})
     with pytest.warns(UserWarning, match="3 code versions") as caught:
-        store.load_results(tmp_path)
+        tables.load_results(tmp_path)
     text = str(caught[0].message)
     assert provenance.UNRECORDED in text and "@ 0123456789 (dirty)" in text
     assert f"@ {provenance.record()['kdlib_commit'][:10]}" in text or provenance.record()["kdlib_commit"] is None
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the same mix again: silent
-        store.load_results(tmp_path)
+        tables.load_results(tmp_path)
 
 
 def test_one_code_version_is_silent(tmp_path, monkeypatch):
@@ -91,5 +91,5 @@ def test_one_code_version_is_silent(tmp_path, monkeypatch):
         finished_run(tmp_path, t, provenance.record())
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert provenance.warn_mixed_versions(store.load_results(tmp_path)) == {
+        assert provenance.warn_mixed_versions(tables.load_results(tmp_path)) == {
             provenance.code_version(provenance.record()): 2}

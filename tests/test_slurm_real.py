@@ -29,7 +29,7 @@ import pytest
 import torch
 from PIL import Image
 
-from kdlib import executors, runs, specs, store
+from kdlib import executors, inflight, runs, specs, store, tables
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.training]
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "local_slurm.sh"
@@ -204,7 +204,7 @@ def landed(slurm_cluster, tmp_path_factory, teacher):
 def test_a_grid_runs_as_a_teacher_job_then_a_dependent_array_collected_later(landed, teacher):
     root, grid, frame = landed["root"], landed["grid"], landed["frame"]
     assert set(landed["pending"]["status"]) == {"pending"} and len(landed["pending"]) == 4
-    assert executors.inflight(root) == {}  # every run landed: nothing left in flight
+    assert inflight.running(root) == {}  # every run landed: nothing left in flight
     jobs = {j["id"]: j for j in landed["first"]}
     teacher_job = [j for j in jobs if "_" not in j]
     array = sorted(j for j in jobs if "_" in j)
@@ -333,7 +333,7 @@ def test_a_cancelled_array_leaves_its_runs_not_done_and_a_rerun_resumes_them(slu
         subprocess.run(["scancel", array], check=True)
         wait_for(lambda: not alive_jobs(root))
         cancelled_at = {r.id: checkpointed(r) for r in members}
-        listed = store.load_results(root).set_index("run_id")
+        listed = tables.load_results(root).set_index("run_id")
         assert all(listed.loc[r.id, "status"] != "done" for r in members)
         before = submissions(root)
         frame = runs.ensure(grid, executor="slurm", root=root, progress=False, slurm=OPTIONS)

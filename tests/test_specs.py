@@ -3,7 +3,7 @@ import dataclasses
 
 import pytest
 
-from kdlib import specs
+from kdlib import runs, specs
 
 
 def test_run_id_is_stable_and_depends_on_every_field():
@@ -146,3 +146,13 @@ def test_the_temperature_grid_is_the_presets_sweep_as_floats():
     assert all(type(t) is float for t in specs.temperature_grid("paper"))
     with pytest.raises(ValueError, match="unknown preset"):
         specs.temperature_grid("tiny")
+
+
+def test_a_spec_takes_only_its_methods_hyperparameters_and_ensure_refuses_bad_values_before_any_write(tmp_path):
+    t = specs.teacher("resnet50", "fmnist-fine")
+    with pytest.raises(ValueError, match="'gamma'.*valid hyperparameters of 'dkd' are temperature, alpha, beta, warmup"):
+        specs.distill(t, "resnet18", 4, method="dkd", method_args={"gamma": 1.0})
+    bad = specs.distill(t, "resnet18", 4, method="dkd", method_args={"beta": -1.0})
+    with pytest.raises(ValueError, match="beta=-1.0 must be a finite number >= 0"):
+        runs.ensure([bad], root=tmp_path / "store")
+    assert not (tmp_path / "store").exists()

@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from kdlib import specs, store
+from kdlib import specs, store, tables
 
 
 @pytest.fixture
@@ -48,7 +48,7 @@ def test_load_results_has_spec_columns_status_and_history(run, tmp_path):
     run.finish({"test_acc": 81.5, "history": [{"epoch": 1, "test_acc": 70.0}, {"epoch": 2, "test_acc": 81.5}]})
     failed = store.RunDir(specs.distill(run.spec.teacher, "resnet18", temperature=40), tmp_path)
     failed.fail(RuntimeError("boom"))
-    frame = store.load_results(tmp_path)
+    frame = tables.load_results(tmp_path)
     assert set(frame["status"]) == {"done", "failed"}
     row = frame[frame["status"] == "done"].iloc[0]
     assert row["temperature"] == 4.0 and row["test_acc"] == 81.5 and row["student_init"] == "random"

@@ -10,7 +10,7 @@ import pytest
 import torch
 from IPython.core.formatters import format_display_data
 
-from kdlib import specs, store, widgets
+from kdlib import specs, store, tables, widgets
 from kdlib.widgets import render
 
 torch.set_num_threads(1)
@@ -321,7 +321,7 @@ def test_results_explorer_rejects_bad_input(sweep):
 
 
 def test_results_explorer_reads_a_real_store(tmp_path):
-    """Columns exactly as ``store.load_results`` / ``load_history`` give them."""
+    """Columns exactly as ``tables.load_results`` / ``load_history`` give them."""
     teacher = specs.teacher("resnet50", "fmnist-fine", epochs=2)
     for opt in ("adamw", "sgd"):
         for t in (1.0, 4.0):
@@ -331,7 +331,7 @@ def test_results_explorer_reads_a_real_store(tmp_path):
             acc = 60 + (t if opt == "adamw" else -t)
             run.finish({"test_acc": acc, "history": [{"epoch": 1, "test_acc": acc - 5, "train_loss": 1.0},
                                                      {"epoch": 2, "test_acc": acc, "train_loss": 0.5}]})
-    r = widgets.results_explorer(store.load_results(tmp_path), store.load_history(tmp_path))
+    r = widgets.results_explorer(tables.load_results(tmp_path), store.load_history(tmp_path))
     assert r.controls == ["optimizer", "lr", "weight_decay"]
     assert r.best_temperature == 4.0
     r.set("optimizer", "sgd")

@@ -15,7 +15,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from kdlib import paths, store
+from kdlib import paths, store, tables
 from kdlib.advisor.rules import FEATURE_COLUMNS, FEATURE_NAMES, PRIOR
 from kdlib.advisor.setups import HIT_PP, MAX_WEIGHT, MIN_WEIGHT, REQUIRED, SETUP_KEYS, _nearest, regret_at, sweeps  # noqa: F401
 
@@ -163,7 +163,7 @@ def calibrate(frame=None, *, root: str | Path | None = None, min_setups: int = M
 
 def _store_frame(root: str | Path | None):
     root = (Path(root) if root is not None else paths.store_dir()).expanduser().resolve()
-    return (store.load_results(root) if root.is_dir() else None), f"store:{root}"
+    return (tables.load_results(root) if root.is_dir() else None), f"store:{root}"
 
 
 def _calibrate(frame, source: str, min_setups: int, save: bool, folder: str | Path | None) -> Calibration:

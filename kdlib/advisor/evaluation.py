@@ -91,9 +91,9 @@ def where_it_loses(loso, against: Sequence[str] = ("fixed T=4", "fixed T=1", "be
 
 def stored_sweeps(store_root=None, preset: str | None = None):
     """The results frame of the store (``preset``'s runs only, unless None) and its ``sweeps`` table."""
-    from kdlib import store
+    from kdlib import store, tables
 
-    frame = store.load_results(store_root)
+    frame = tables.load_results(store_root)
     if preset is not None and "preset" in frame:
         frame = frame[frame["preset"] == preset]
     return frame, sweeps(frame)

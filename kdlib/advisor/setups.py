@@ -74,7 +74,7 @@ def sweeps(frame, score: str = "auto") -> Any:
         return pd.DataFrame(columns=COLUMNS)
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
-        raise ValueError(f"the results frame lacks columns {missing}; pass kdlib.store.load_results(root) "
+        raise ValueError(f"the results frame lacks columns {missing}; pass kdlib.tables.load_results(root) "
                          f"(needs {list(REQUIRED)})")
     f = _kd_runs(frame)
     keys = [k for k in (*SETUP_KEYS, "val_fraction") if k in f.columns]

@@ -1,6 +1,6 @@
 """``python -m kdlib.data check <dataset>``: list every file of a dataset that does not decode."""
 import sys
 
-from kdlib.data_check import main
+from kdlib.data.check import main
 
 sys.exit(main())

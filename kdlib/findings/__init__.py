@@ -108,7 +108,7 @@ def _row(c: Claim, outcome: Outcome, scale: str) -> dict[str, Any]:
 def scorecard(frame: pd.DataFrame, *, preset: str | None = None, logits: Mapping[int, Any] | None = None,
               tolerance: float = 1.0, notebook: str | None = None,
               claims: list[str] | None = None) -> pd.DataFrame:
-    """One row per claim and scale from a results frame (``store.load_results(kind="all")``; supervised rows feed F13).
+    """One row per claim and scale from a results frame (``tables.load_results(kind="all")``; supervised rows feed F13).
 
     ``preset``: score only that scale (default: every preset in the frame, or ``mini`` for an
     empty one). ``logits``: the baseline teacher's training-set logits per seed, for F6.

@@ -1,9 +1,9 @@
 """Output-matching distillation losses, addressable by name.
 
 ``build("dkd", temperature=4, beta=8)`` returns a :class:`DistillLoss`; ``names()`` lists
-what exists. Every loss maps ``(student_logits [B, C], teacher_logits [B, C], labels [B])``
-to a scalar (mean over the batch). The study distils by output matching only (paper
-Sect. 3.1), so no loss here adds a cross-entropy term to the labels, even where the
+what exists (``kdlib.methods`` holds the names and hyperparameters). Every loss maps
+``(student_logits [B, C], teacher_logits [B, C], labels [B])`` to a scalar (mean over the
+batch). The study distils by output matching only (paper Sect. 3.1), so no loss here adds a cross-entropy term to the labels, even where the
 method's paper trains with one; each docstring says whether the original does.
 
 Conventions shared by every loss:
@@ -27,9 +27,8 @@ method's hyperparameters per dataset family, from its reference configs
 """
 from __future__ import annotations
 
-from typing import Callable
-
-from kdlib.losses.base import DistillLoss, _hparam_names
+from kdlib import methods
+from kdlib.losses.base import DistillLoss
 from kdlib.losses.ctkd import CTKD
 from kdlib.losses.dist import DIST
 from kdlib.losses.dkd import DKD
@@ -44,7 +43,7 @@ from kdlib.losses.settings import FAMILIES, dataset_family, method_settings, met
 from kdlib.losses.targets import ls_entropy, ls_eps_for_entropy, ls_log_targets, shuffle_below_top_k
 
 __all__ = [
-    "DistillLoss", "build", "names", "register",
+    "DistillLoss", "build", "for_spec", "names",
     "kl_from_log_probs", "soft_kl", "masked_log_softmax", "two_bin_log_probs", "zscore",
     "pearson", "entropy", "ls_entropy", "ls_eps_for_entropy", "ls_log_targets", "shuffle_below_top_k",
     "KD", "DKD", "EAKD", "CTKD", "LSKD", "MLKD", "RLD", "DIST", "TARGETS",
@@ -54,30 +53,20 @@ __all__ = [
 _REGISTRY: dict[str, type[DistillLoss]] = {cls.name: cls for cls in (KD, DKD, EAKD, CTKD, LSKD, MLKD, RLD, DIST)}
 
 
-def register(name: str) -> Callable[[type[DistillLoss]], type[DistillLoss]]:
-    """Class decorator: make a loss available to :func:`build` under ``name``."""
-    def add(cls: type[DistillLoss]) -> type[DistillLoss]:
-        if name in _REGISTRY:
-            raise ValueError(f"a distillation loss named {name!r} is already registered ({_REGISTRY[name].__name__})")
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-    return add
-
-
 def names() -> list[str]:
-    """Registered loss names, sorted."""
+    """The loss names, sorted (``kdlib.methods`` is their vocabulary)."""
     return sorted(_REGISTRY)
 
 
 def build(name: str, **hparams) -> DistillLoss:
-    """The loss registered as ``name`` with the given hyperparameters (others at their defaults)."""
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown distillation loss {name!r}; valid names are {', '.join(names())}")
-    cls = _REGISTRY[name]
-    valid = _hparam_names(cls)
-    unknown = sorted(set(hparams) - set(valid))
-    if unknown:
-        raise ValueError(f"unknown hyperparameter(s) {', '.join(map(repr, unknown))} for {name!r}; "
-                         f"valid hyperparameters of {name!r} are {', '.join(valid)}")
-    return cls(**hparams)
+    """The loss named ``name`` with the given hyperparameters (others at their defaults)."""
+    methods.check(name, hparams)
+    return _REGISTRY[name](**hparams)
+
+
+def for_spec(spec) -> DistillLoss:
+    """The loss module of a distillation spec (its temperature, unless None, overrides the method's default)."""
+    hparams = dict(spec.method_args)
+    if spec.temperature is not None:
+        hparams["temperature"] = spec.temperature
+    return build(spec.method, **hparams)

@@ -13,7 +13,7 @@ import altair as alt
 import ipywidgets as W
 import pandas as pd
 
-from kdlib import analysis, store
+from kdlib import analysis, store, tables
 from kdlib.widgets import charts, render
 from kdlib.widgets.controls import key, label, matches, ordered
 from kdlib.widgets.teachers import check_t
@@ -189,7 +189,7 @@ class ResultsExplorer(render.Explorer):
 def results_explorer(frame: pd.DataFrame, history: pd.DataFrame | str | None = None, *,
                      axes: Sequence[str] | None = None, metric: str = "test_acc",
                      root: str | None = None) -> ResultsExplorer:
-    """Browse a results frame (``store.load_results``): accuracy vs T and vs epoch (paper Figs. 2-3).
+    """Browse a results frame (``tables.load_results``): accuracy vs T and vs epoch (paper Figs. 2-3).
 
     One control per spec column that varies among finished runs (``SPEC_COLUMNS``, or ``axes``);
     ``epochs`` picks the highlighted distillation length, the others filter. The accuracy-vs-T
@@ -203,11 +203,11 @@ def results_explorer(frame: pd.DataFrame, history: pd.DataFrame | str | None = N
     ``.save_static(name, folder)``.
     """
     if not isinstance(frame, pd.DataFrame):
-        raise ValueError(f"frame must be a pandas DataFrame (kdlib.store.load_results()), got {type(frame).__name__}")
+        raise ValueError(f"frame must be a pandas DataFrame (kdlib.tables.load_results()), got {type(frame).__name__}")
     missing = [c for c in ("temperature", metric) if c not in frame.columns]
     if missing:
         raise ValueError(f"results frame lacks column(s) {missing}; pass distillation results "
-                         f"(kdlib.store.load_results(kind='distill')), columns given: {list(frame.columns)}")
+                         f"(kdlib.tables.load_results(kind='distill')), columns given: {list(frame.columns)}")
     rows = frame
     rows = store.finished(rows, "distill")
     rows = rows[pd.to_numeric(rows["temperature"], errors="coerce").notna()
