@@ -64,13 +64,16 @@ def load_model(spec: specs.Supervised, root: str | Path | None = None, *, device
 
 
 def teacher_logits(teacher: specs.Supervised, split: str = "train", root: str | Path | None = None, *,
-                   seed: int = 0, device=None, progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+                   seed: int = 0, device=None, progress: bool = True,
+                   train_missing: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """The teacher's logits and the labels on the plain (un-augmented) ``split`` of its dataset.
 
     Computed once (the teacher trained first if missing) and cached in the teacher's run
     folder as ``logits-<split>-seed<seed>.pt``, so every notebook, explorer and advisor
     call reads the same tensors. ``seed`` picks the mini world the split is drawn from
     (``data.build_dataset(..., seed=seed)``; the paper's datasets ignore it).
+    ``train_missing=False``: a teacher not in the store is a ValueError, so a notebook whose
+    executor trains elsewhere (submitit, Slurm) never trains in its own process.
     """
     if not isinstance(teacher, specs.Supervised):
         raise ValueError(f"teacher={teacher!r} must be a Supervised spec (kdlib.specs.teacher(...))")
@@ -82,6 +85,9 @@ def teacher_logits(teacher: specs.Supervised, split: str = "train", root: str | 
         cached = _read_logits(file)
         if cached is not None:
             return cached
+    elif not train_missing:
+        raise ValueError(f"teacher {teacher.arch} on {teacher.dataset} (run {run.id}) is not in the store yet; "
+                         "run runs.ensure([teacher], executor=...) first")
     model = load_model(teacher, root, device=device, progress=progress)
     dataset = data.build_dataset(teacher.dataset, split, preset=teacher.preset, seed=seed, train_transform=False)
     logits, labels = train.predict(model, dataset, device=device, progress=progress)

@@ -12,15 +12,9 @@ import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from kdlib import losses, specs
+from kdlib import checks, losses, specs
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def scaled_epochs(base: int, fractions: Sequence[float]) -> list[int]:
@@ -30,10 +24,10 @@ def scaled_epochs(base: int, fractions: Sequence[float]) -> list[int]:
     as fractions of the baseline; e.g. ``scaled_epochs(16, [1/16, 1/8, 1/4, 1/2, 1])`` is
     ``[1, 2, 4, 8, 16]``.
     """
-    if not _is_int(base) or base < 1:
+    if not checks.is_int(base) or base < 1:
         raise ValueError(f"baseline epochs={base!r} must be an integer >= 1")
     if isinstance(fractions, (str, bytes)) or not isinstance(fractions, (list, tuple)) or not fractions \
-            or not all(_is_number(f) and f > 0 for f in fractions):
+            or not all(checks.is_number(f) and f > 0 for f in fractions):
         raise ValueError(f"fractions={fractions!r} must be a non-empty list of numbers > 0")
     return sorted({max(1, int(math.floor(f * base + 0.5))) for f in fractions})
 
@@ -177,33 +171,6 @@ def dataset_granularity(*, preset, datasets, pretrain_corpora, teachers, student
         runs += _sweep(t, student, temperatures, distill_epochs)
         tea.append(t)
     return Grid(tuple(runs), tuple(tea))
-
-
-def teacher_logits(spec: specs.Supervised, root=None) -> tuple[Any, Any]:
-    """A trained teacher's logits and labels on its plain training set, cached beside its run.
-
-    Reads the weights ``runs.ensure`` left in the store and never trains: with a submitit or
-    Slurm executor the teacher trains in a job, and this only runs it forward (cached under
-    by run id under ``outputs/cache/teacher-logits/``, so the next notebook reads a file).
-    """
-    import torch
-
-    from kdlib import data, models, paths, store, train
-
-    run = store.RunDir(spec, root)
-    if not run.done:
-        raise ValueError(f"teacher {spec.arch} on {spec.dataset} (run {run.id}) is not in the store yet; "
-                         "run runs.ensure([teacher], executor=...) first")
-    path = paths.cache_dir() / "teacher-logits" / f"{run.id}.pt"
-    if path.is_file():
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-        return saved["logits"], saved["labels"]
-    info = data.dataset_info(spec.dataset, spec.preset)
-    model = models.create(spec.arch, info.num_classes, preset=spec.preset, state=run.weights())
-    plain = data.build_dataset(spec.dataset, "train", preset=spec.preset, train_transform=False)
-    logits, labels = train.predict(model, plain)
-    store.atomic_torch_save({"logits": logits, "labels": labels}, path)
-    return logits, labels
 
 
 def build(builder, namespace: dict) -> Grid:

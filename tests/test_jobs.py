@@ -57,3 +57,9 @@ def test_bad_teacher_logits_input_is_a_value_error_before_anything_trains(tmp_pa
     with pytest.raises(ValueError, match=r"split='val'; choose one of \['train', 'test'\]"):
         jobs.teacher_logits(TEACHER, "val", root=tmp_path)
     assert not any(tmp_path.iterdir())
+
+
+def test_teacher_logits_without_training_refuse_a_teacher_that_is_not_in_the_store(tmp_path):
+    with pytest.raises(ValueError, match="runs.ensure"):
+        jobs.teacher_logits(specs.teacher("resnet50", "fmnist-fine"), root=tmp_path, train_missing=False)
+    assert not (tmp_path / specs.run_id(specs.teacher("resnet50", "fmnist-fine")) / "result.json").exists()

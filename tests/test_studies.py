@@ -56,10 +56,3 @@ def test_student_initialization_adds_one_finetune_only_reference_per_student_and
     assert len(grid.runs) == 4 and len(grid.references) == 1
     assert grid.specs == [*grid.runs, *grid.references]  # teachers train on the way, and are not results rows
     assert grid.references[0].init != "random" and grid.runs[-1].student_init == grid.references[0]
-
-
-def test_teacher_logits_refuse_a_teacher_that_is_not_in_the_store(tmp_path):
-    from kdlib import specs
-
-    with pytest.raises(ValueError, match="runs.ensure"):
-        studies.teacher_logits(specs.teacher("resnet50", "fmnist-fine"), root=tmp_path)

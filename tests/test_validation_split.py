@@ -6,7 +6,7 @@ import dataclasses
 import pytest
 import torch
 
-from kdlib import data, jobs, specs, store
+from kdlib import data, jobs, specs, tables
 from kdlib.data.split import stratified_split
 
 TEACHER = specs.teacher("resnet50", "fmnist-fine", origin="scratch", epochs=1)
@@ -95,7 +95,7 @@ def test_a_run_with_a_validation_part_records_val_acc_beside_test_acc(tmp_path):
     plain = specs.distill(TEACHER, "resnet18", temperature=4.0, epochs=1)
     jobs.run_group([spec], tmp_path, progress=False)
     jobs.run_group([plain], tmp_path, progress=False)
-    frame = store.load_results(tmp_path).set_index("run_id")
+    frame = tables.load_results(tmp_path).set_index("run_id")
     row = frame.loc[specs.run_id(spec)]
     assert 0 <= row["val_acc"] <= 100 and 0 <= row["test_acc"] <= 100
     n_val = len(data.build_dataset("fmnist-fine", "val", val_fraction=0.1))

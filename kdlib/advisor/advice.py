@@ -219,17 +219,13 @@ def advise(teacher: Any, data: Any = None, *, optimizer: str = "adamw", epochs: 
 
 
 def _spec_teacher(spec: specs.Supervised, data: Any, device: Any, progress: bool):
-    """A kdlib teacher spec: its model from the store (trained first if missing) and its plain training set."""
-    from kdlib import data as kdata
-    try:
-        from kdlib.jobs import load_model  # what one job does lives in the orchestration layer
-    except ImportError:  # pragma: no cover - before kdlib.jobs existed
-        from kdlib.runs import load_model
+    """A kdlib teacher spec (trained first if missing): its cached training-set ``(logits, labels)``, or its model
+    when ``data`` is given."""
+    from kdlib import jobs  # what one job does lives in the orchestration layer
 
-    model = load_model(spec, device=device, progress=progress)
     if data is None:
-        data = kdata.build_dataset(spec.dataset, "train", preset=spec.preset, seed=spec.seed, train_transform=False)
-    return model, data
+        return jobs.teacher_logits(spec, seed=spec.seed, device=device, progress=progress), None
+    return jobs.load_model(spec, device=device, progress=progress), data
 
 
 def _spec_facts(spec: Any) -> dict[str, Any]:

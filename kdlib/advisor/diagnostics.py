@@ -11,6 +11,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from kdlib import checks
 from kdlib.traits import Overlap, class_overlap
 
 TOP_K = 5   # "how concentrated": share of non-argmax mass in the top 5 others
@@ -91,16 +92,9 @@ def diagnostics_from_logits(logits: Any, labels: Any = None, *, target_classes: 
 
     from kdlib import metrics
 
-    z = _as_tensor(logits, "logits")
-    if z.ndim != 2 or z.shape[0] == 0:
-        raise ValueError(f"teacher logits have shape {tuple(z.shape)}; need [N > 0 samples, C classes] from a "
-                         "non-empty training set")
+    z = checks.check_logits(_as_tensor(logits, "logits").double(), what="teacher logits", finite=True,
+                            hint=" (samples of a non-empty training set; temperature needs C >= 2 classes)")
     n, c = z.shape
-    if c < 2:
-        raise ValueError(f"teacher logits have {c} class; temperature needs C >= 2")
-    z = z.double()
-    if not torch.isfinite(z).all():
-        raise ValueError("teacher logits contain NaN or inf; check the teacher and the inputs")
     acc = None
     if labels is not None:
         y = _as_tensor(labels, "labels").long().reshape(-1)

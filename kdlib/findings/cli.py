@@ -12,10 +12,10 @@ from typing import Any
 
 import pandas as pd
 
-from kdlib import data, models, paths, specs, store, train
+from kdlib import jobs, paths, specs, tables
 
 
-def teacher_logits(frame: pd.DataFrame, preset_name: str, root: str | Path | None = None) -> dict[int, Any]:
+def baseline_teacher_logits(frame: pd.DataFrame, preset_name: str, root: str | Path | None = None) -> dict[int, Any]:
     """Training-set logits of the preset's baseline teacher (its first dataset, default finetune), per seed.
 
     Only finished teachers are read; a seed whose teacher is missing is left out.
@@ -35,10 +35,7 @@ def teacher_logits(frame: pd.DataFrame, preset_name: str, root: str | Path | Non
         spec = specs.from_dict(json.loads((run / "spec.json").read_text()))
         if not isinstance(spec.init, specs.Supervised) or spec.init.dataset != p.pretrain_corpus:
             continue
-        info = data.dataset_info(spec.dataset, spec.preset)
-        model = models.create(spec.arch, info.num_classes, preset=spec.preset, state=store.RunDir(spec, root).weights())
-        plain = data.build_dataset(spec.dataset, "train", preset=spec.preset, train_transform=False, seed=spec.seed)
-        out[int(seed)] = train.predict(model, plain)[0]
+        out[int(seed)] = jobs.teacher_logits(spec, root=root, seed=spec.seed, train_missing=False)[0]
     return out
 
 
@@ -52,11 +49,11 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--tolerance", type=float, default=1.0, help="plateau tolerance in points (F14)")
     parser.add_argument("--no-logits", action="store_true", help="skip F6 (no teacher forward passes)")
     args = parser.parse_args(argv)
-    frame = store.load_results(args.root, kind="all")
+    frame = tables.load_results(args.root, kind="all")
     names = args.preset or (sorted(frame["preset"].dropna().unique()) if len(frame) else ["mini"])
     parts = []
     for name in names:
-        logits = {} if args.no_logits else teacher_logits(frame, name, args.root)
+        logits = {} if args.no_logits else baseline_teacher_logits(frame, name, args.root)
         parts.append(findings.scorecard(frame, preset=name, logits=logits, tolerance=args.tolerance))
     rows = pd.concat(parts, ignore_index=True)
     written = findings.write(rows, args.out or paths.outputs_dir())

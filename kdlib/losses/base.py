@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import inspect
-import math
 
 import torch
 import torch.nn as nn
@@ -11,21 +10,6 @@ import torch.nn as nn
 def _hparam_names(cls: type) -> list[str]:
     params = inspect.signature(cls.__init__).parameters
     return [p for p in params if p != "self"]
-
-
-def _positive(value, what: str = "temperature") -> float:
-    """``value`` as a float, or a ValueError unless it is a finite number > 0."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
-    if not ok:
-        raise ValueError(f"{what}={value!r} must be a finite number > 0")
-    return float(value)
-
-
-def _non_negative(value, what: str) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
-    if not ok:
-        raise ValueError(f"{what}={value!r} must be a finite number >= 0")
-    return float(value)
 
 
 def _inputs(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

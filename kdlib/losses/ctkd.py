@@ -6,7 +6,8 @@ import math
 import torch
 import torch.nn as nn
 
-from kdlib.losses.base import DistillLoss, _inputs, _non_negative, _positive
+from kdlib import checks
+from kdlib.losses.base import DistillLoss, _inputs
 from kdlib.losses.functional import soft_kl
 
 
@@ -58,13 +59,13 @@ class CTKD(DistillLoss):
                  cosine_epochs: float = 10, temperature_lr: float = 0.05, temperature_momentum: float = 0.9,
                  temperature_weight_decay: float = 5e-4) -> None:
         super().__init__()
-        self.t_start = _positive(t_start, "t_start")
-        self.t_end = _positive(t_end, "t_end")
-        self.cosine_epochs = _positive(cosine_epochs, "cosine_epochs")
-        self.temperature_lr = _non_negative(temperature_lr, "temperature_lr")
-        self.temperature_momentum = _non_negative(temperature_momentum, "temperature_momentum")
-        self.temperature_weight_decay = _non_negative(temperature_weight_decay, "temperature_weight_decay")
-        self.temperature = None if temperature is None else _positive(temperature)
+        self.t_start = checks.check_number("t_start", t_start, strict=True)
+        self.t_end = checks.check_number("t_end", t_end, strict=True)
+        self.cosine_epochs = checks.check_number("cosine_epochs", cosine_epochs, strict=True)
+        self.temperature_lr = checks.check_number("temperature_lr", temperature_lr)
+        self.temperature_momentum = checks.check_number("temperature_momentum", temperature_momentum)
+        self.temperature_weight_decay = checks.check_number("temperature_weight_decay", temperature_weight_decay)
+        self.temperature = None if temperature is None else checks.check_temperature(temperature)
         self.theta = nn.Parameter(torch.tensor(self._initial_theta(temperature)))
         self.register_buffer("theta_momentum", torch.zeros(()))
         self.theta.register_post_accumulate_grad_hook(self._step_theta)

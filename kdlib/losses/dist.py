@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 
-from kdlib.losses.base import DistillLoss, _inputs, _non_negative, _positive
+from kdlib import checks
+from kdlib.losses.base import DistillLoss, _inputs
 from kdlib.losses.functional import pearson
 
 
@@ -26,8 +27,8 @@ class DIST(DistillLoss):
 
     def __init__(self, temperature: float = 1.0, beta: float = 1.0, gamma: float = 1.0) -> None:
         super().__init__()
-        self.temperature = _positive(temperature)
-        self.beta, self.gamma = _non_negative(beta, "beta"), _non_negative(gamma, "gamma")
+        self.temperature = checks.check_temperature(temperature)
+        self.beta, self.gamma = checks.check_number("beta", beta), checks.check_number("gamma", gamma)
 
     def forward(self, student_logits, teacher_logits, labels):
         s, t = _inputs(student_logits, teacher_logits)

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 
-from kdlib.losses.base import DistillLoss, _inputs, _non_negative, _positive, _warmup_factor
+from kdlib import checks
+from kdlib.losses.base import DistillLoss, _inputs, _warmup_factor
 from kdlib.losses.functional import kl_from_log_probs, soft_kl, two_bin_log_probs
 
 
@@ -28,9 +29,9 @@ class DKD(DistillLoss):
 
     def __init__(self, temperature: float = 1.0, alpha: float = 1.0, beta: float = 0.5, warmup: float = 20) -> None:
         super().__init__()
-        self.temperature = _positive(temperature)
-        self.alpha, self.beta = _non_negative(alpha, "alpha"), _non_negative(beta, "beta")
-        self.warmup = _non_negative(warmup, "warmup")
+        self.temperature = checks.check_temperature(temperature)
+        self.alpha, self.beta = checks.check_number("alpha", alpha), checks.check_number("beta", beta)
+        self.warmup = checks.check_number("warmup", warmup)
 
     def forward(self, student_logits, teacher_logits, labels):
         s, t = _inputs(student_logits, teacher_logits)

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import math
 
-from kdlib.losses.base import DistillLoss, _inputs, _positive
+from kdlib import checks
+from kdlib.losses.base import DistillLoss, _inputs
 from kdlib.losses.functional import entropy, soft_kl
 
 
@@ -26,8 +27,8 @@ class EAKD(DistillLoss):
 
     def __init__(self, temperature: float = 1.0, entropy_temperature: float = 3.0) -> None:
         super().__init__()
-        self.temperature = _positive(temperature)
-        self.entropy_temperature = _positive(entropy_temperature, "entropy_temperature")
+        self.temperature = checks.check_temperature(temperature)
+        self.entropy_temperature = checks.check_number("entropy_temperature", entropy_temperature, strict=True)
 
     def forward(self, student_logits, teacher_logits, labels):
         s, t = _inputs(student_logits, teacher_logits)

@@ -4,7 +4,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from kdlib.losses.base import DistillLoss, _inputs, _positive
+from kdlib import checks
+from kdlib.losses.base import DistillLoss, _inputs
 from kdlib.losses.functional import entropy, kl_from_log_probs
 from kdlib.losses.targets import ls_eps_for_entropy, ls_log_targets, shuffle_below_top_k
 from kdlib.metrics import sorted_profile
@@ -40,11 +41,11 @@ class KD(DistillLoss):
 
     def __init__(self, temperature: float = 4.0, targets: str = "teacher", k: int | None = None) -> None:
         super().__init__()
-        self.temperature = _positive(temperature)
+        self.temperature = checks.check_temperature(temperature)
         if targets not in TARGETS:
             raise ValueError(f"targets={targets!r} is not one of {', '.join(TARGETS)}")
         if targets == "bottom-k":
-            if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            if not checks.is_int(k) or k < 1:
                 raise ValueError(f"targets='bottom-k' needs an integer k >= 1 (top classes kept in place), got k={k!r}")
         elif k is not None:
             raise ValueError(f"k={k!r} only applies to targets='bottom-k' (got targets={targets!r}); drop k")

@@ -1,7 +1,8 @@
 """Logit standardization KD (Sun et al., CVPR 2024)."""
 from __future__ import annotations
 
-from kdlib.losses.base import DistillLoss, _inputs, _positive
+from kdlib import checks
+from kdlib.losses.base import DistillLoss, _inputs
 from kdlib.losses.functional import soft_kl, zscore
 
 
@@ -21,7 +22,7 @@ class LSKD(DistillLoss):
 
     def __init__(self, temperature: float = 2.0) -> None:
         super().__init__()
-        self.temperature = _positive(temperature)
+        self.temperature = checks.check_temperature(temperature)
 
     def forward(self, student_logits, teacher_logits, labels):
         s, t = _inputs(student_logits, teacher_logits)

@@ -4,7 +4,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from kdlib.losses.base import DistillLoss, _inputs, _positive
+from kdlib import checks
+from kdlib.losses.base import DistillLoss, _inputs
 from kdlib.losses.functional import soft_kl
 
 
@@ -47,8 +48,8 @@ class MLKD(DistillLoss):
 
     def __init__(self, temperature: float = 4.0, other_temperatures: tuple[float, ...] = (2.0, 3.0, 5.0, 6.0)) -> None:
         super().__init__()
-        self.temperature = _positive(temperature)
-        self.other_temperatures = tuple(_positive(T, "other_temperatures entry") for T in other_temperatures)
+        self.temperature = checks.check_temperature(temperature)
+        self.other_temperatures = tuple(checks.check_temperature(T, "other_temperatures entry") for T in other_temperatures)
 
     def forward(self, student_logits, teacher_logits, labels):
         s, t = _inputs(student_logits, teacher_logits)

@@ -5,11 +5,12 @@ checked here, with errors that say what was given and what to pass instead.
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
+
+from kdlib import checks
 
 
 def _as_logits(x: Any, what: str) -> torch.Tensor:
@@ -17,15 +18,8 @@ def _as_logits(x: Any, what: str) -> torch.Tensor:
         x = torch.from_numpy(x)
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"{what}: expected a logits tensor [N, C], got {type(x).__name__}")
-    x = x.detach().cpu()
-    if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] < 2:
-        raise ValueError(f"{what}: expected logits of shape [N > 0, C >= 2], got {tuple(x.shape)}; "
-                         "pass the teacher's outputs for a set of samples, e.g. kdlib.train.predict(model, dataset)[0]")
-    if not x.is_floating_point():
-        raise ValueError(f"{what}: logits must be floating point, got dtype {x.dtype}")
-    if not torch.isfinite(x).all():
-        raise ValueError(f"{what}: logits contain NaN or inf; check the model's outputs")
-    return x
+    return checks.check_logits(x.detach().cpu(), what=what, finite=True, hint="; pass the teacher's outputs for a set "
+                               "of samples, e.g. kdlib.train.predict(model, dataset)[0]")
 
 
 class Teacher:
@@ -107,7 +101,5 @@ def build_teachers(teacher_or_logits: Any, data: Any, class_names: Any) -> dict[
 
 
 def check_t(value: Any, what: str = "temperature") -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not math.isfinite(float(value)) or float(value) <= 0:
-        raise ValueError(f"{what}={value!r} must be a finite number > 0 (the study uses 1 to 40)")
-    return float(value)
+    """A temperature a control may take (numpy scalars too): ``checks.check_temperature``."""
+    return checks.check_temperature(value, what, hint=" (the study uses 1 to 40)", numpy=True)
