@@ -17,7 +17,7 @@ from kdlib import checks, specs, store, tables, traits
 
 # ----------------------------------------------------------------------------- the spec-to-columns vocabulary
 
-# Columns of ``tables.describe`` (distillation runs) that can tell runs apart, in the order an
+# Columns of ``tables.row_of`` (distillation runs) that can tell runs apart, in the order an
 # explorer shows its controls. ``epochs`` comes last: it picks a duration, not a filter. Not
 # here on purpose: ids, ``temperature`` (the x axis), ``seed`` (averaged over), ``method_args``
 # (shown through ``variant``) and every result column.

@@ -283,7 +283,7 @@ class Submitter:
                 raise
             raise scheduler.sbatch_refusal(str(e), slurm_defaults(self.presets) | (self.slurm or {})) from None
         pairs = [(job, [specs.run_id(s) for s in p]) for job, p in zip(jobs, payloads)]
-        inflight.record(self.root, self.executor, ex.folder, pairs)
+        inflight.note_submitted(self.root, self.executor, ex.folder, pairs)
         return pairs
 
     def _states(self, jobs) -> dict[str, str]:
@@ -315,7 +315,7 @@ class Submitter:
                 if not running or time.time() - all_landed > 30:
                     return
             if others and time.time() - last_check > self.poll_s * 5:  # jobs of another call: poll gently
-                alive = inflight.alive(list(others.values()))
+                alive = inflight.still_running(list(others.values()))
                 others = {k: e for (k, e), ok in zip(others.items(), alive) if ok}
                 last_check = time.time()
             if not running and not others:

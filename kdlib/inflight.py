@@ -61,7 +61,7 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
-def alive(entries: list[dict[str, Any]]) -> list[bool]:
+def still_running(entries: list[dict[str, Any]]) -> list[bool]:
     """Whether each entry's job is still pending or running."""
     out = []
     slurm_ids = {e["job_id"] for e in entries if e["executor"] == "slurm"}
@@ -84,10 +84,10 @@ def running(root: Path) -> dict[str, dict[str, Any]]:
     except (FileNotFoundError, json.JSONDecodeError):
         return {}
     entries = {rid: e for rid, e in entries.items() if not (root / rid / "result.json").is_file()}
-    return {rid: e for (rid, e), ok in zip(entries.items(), alive(list(entries.values()))) if ok}
+    return {rid: e for (rid, e), ok in zip(entries.items(), still_running(list(entries.values()))) if ok}
 
 
-def record(root: Path, executor: str, folder: Path, pairs: list[tuple[Any, list[str]]]) -> None:
+def note_submitted(root: Path, executor: str, folder: Path, pairs: list[tuple[Any, list[str]]]) -> None:
     """Note each submitted job and the run ids it works on."""
     with registry(root) as entries:
         for job, ids in pairs:

@@ -28,7 +28,7 @@ def names() -> list[str]:
     return sorted(HYPERPARAMETERS)
 
 
-def check(method: Any, hyperparameters: Iterable[str] = ()) -> None:
+def check_method(method: Any, hyperparameters: Iterable[str] = ()) -> None:
     """A ValueError unless ``method`` is a known method and every hyperparameter name is one of its own."""
     if method not in HYPERPARAMETERS:
         raise ValueError(f"unknown distillation loss {method!r}; valid names are {', '.join(names())}")

@@ -122,7 +122,7 @@ def hub_weights(spec_list: Iterable[specs.Spec], root: str | Path | None = None)
     return {tag: list(dict.fromkeys(who)) for tag, who in needs.items()}
 
 
-def fetch_hub_weights(spec_list: Iterable[specs.Spec], root: str | Path | None = None) -> None:
+def fetch_grid_hub_weights(spec_list: Iterable[specs.Spec], root: str | Path | None = None) -> None:
     """Every hub weight a grid needs, into the cache here (compute nodes often have no internet).
 
     Fails at once, before anything trains or is submitted, naming each missing tag and the ways out.
@@ -192,7 +192,7 @@ def ensure(spec_list: Iterable[specs.Spec], *, executor: str = "local", root: st
         submitter = executors.Submitter(executor, root, slurm=slurm, max_parallel=max_parallel,  # validates
                                         presets={s.preset for s in spec_list})
     sup, groups = plan(spec_list, root, retry_failed=retry_failed, max_members=max_members)
-    fetch_hub_weights([*sup, *(s for g in groups for s in g)], root)
+    fetch_grid_hub_weights([*sup, *(s for g in groups for s in g)], root)
     for spec in [*sup, *(s for g in groups for s in g)]:
         RunDir(spec, root).declare()  # pending rows show up in load_results at once
     if sup or groups:

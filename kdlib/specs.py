@@ -144,7 +144,7 @@ class Distill:
         if self.teacher.dataset != self.dataset:
             raise ValueError(f"teacher was trained on {self.teacher.dataset!r} but the student distils on "
                              f"{self.dataset!r}; build the teacher for the same dataset")
-        methods.check(self.method, dict(self.method_args))
+        methods.check_method(self.method, dict(self.method_args))
 
     @property
     def share_key(self) -> str:

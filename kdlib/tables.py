@@ -20,7 +20,7 @@ def variant(method: str, args: dict[str, Any]) -> str:
     return f"{method}[{','.join(f'{k}={v}' for k, v in sorted(args.items()))}]"
 
 
-def describe(spec: specs.Spec) -> dict[str, Any]:
+def row_of(spec: specs.Spec) -> dict[str, Any]:
     """The columns a results frame shows for a spec: the paper's vocabulary, flat."""
     if isinstance(spec, specs.Distill):
         t = spec.teacher
@@ -68,7 +68,7 @@ def load_results(root: str | Path | None = None, kind: str = "distill"):
         except (ValueError, TypeError) as e:  # a spec of another kdlib version: say so, keep going
             warnings.warn(f"skipping run {run.name}: its spec.json does not load ({e})")
             continue
-        row = {"run_id": run.name, **describe(spec), "status": store.status_of(run)}
+        row = {"run_id": run.name, **row_of(spec), "status": store.status_of(run)}
         if kind != "all" and row["kind"] != kind:
             continue
         result = store.read_json(run, "result.json")

@@ -40,6 +40,48 @@ def test_notebook_runs_under_papermill_and_nbval(name, tmp_path):
     assert result.returncode == 0, result.stdout[-3000:]
 
 
+# Put first in a copy of the notebook: in the kernel, anything that trains raises. The jobs of
+# submitit-local are other processes (they import kdlib afresh), so their training is untouched.
+NO_TRAINING_HERE = """
+import torch
+from kdlib import train
+
+def _trained_in_the_kernel(*args, **kwargs):
+    raise RuntimeError("the notebook trained in its own kernel (executor='submitit-local' must train in jobs)")
+
+train.train_pass = train.supervised = train.distill_pass = _trained_in_the_kernel
+torch.Tensor.backward = torch.autograd.backward = _trained_in_the_kernel
+"""
+
+
+@pytest.mark.notebook
+@pytest.mark.training
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["00_quickstart.ipynb", "03_class_relationships.ipynb"])
+def test_with_submitit_local_notebooks_00_and_03_train_nothing_in_the_kernel(name, tmp_path, monkeypatch):
+    import nbformat
+    import papermill
+
+    from kdlib import store
+
+    outputs = tmp_path / "outputs"  # an empty store: every teacher is trained now, by a job
+    monkeypatch.setenv("KDLIB_OUTPUTS", str(outputs))
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    nb.cells.insert(0, nbformat.v4.new_code_cell(NO_TRAINING_HERE))
+    guarded = tmp_path / f"guarded-{name}"
+    nbformat.write(nb, guarded)
+    params = dict(CASES[name], executor="submitit-local")
+    papermill.execute_notebook(str(guarded), str(tmp_path / name), parameters=params, kernel_name="python3",
+                               cwd=str(NOTEBOOKS), progress_bar=False)
+    text = text_of(json.loads((tmp_path / name).read_text()))
+    assert "ResultsExplorer(" in text and "'failed'" not in text, text[-3000:]
+    runs = [p.parent for p in (outputs / "store").glob("*/result.json")]
+    assert runs, "no run landed in the store"
+    logs = list((outputs / "store" / "_jobs").glob("*_log.out"))
+    assert len(logs) >= 1, "no submitit job ran"
+    assert all(store.status_of(r) == "done" for r in runs)
+
+
 def test_committed_notebooks_have_no_outputs_and_a_parameters_cell():
     for path in sorted(NOTEBOOKS.glob("*.ipynb")):
         nb = json.loads(path.read_text())

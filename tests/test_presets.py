@@ -36,7 +36,7 @@ def test_patient_runs_have_their_own_ids_and_describe_their_scale():
     mini = specs.distill(specs.teacher("resnet50", "fmnist-fine"), "resnet18", 4.0)
     patient = specs.distill(specs.teacher("resnet50", "fmnist-fine", preset_name="patient"), "resnet18", 4.0)
     assert specs.run_id(mini) != specs.run_id(patient)
-    assert tables.describe(patient)["preset"] == "patient"
+    assert tables.row_of(patient)["preset"] == "patient"
     assert specs.from_dict(specs.to_dict(patient)) == patient
 
 

@@ -3,8 +3,9 @@
 ``build("dkd", temperature=4, beta=8)`` returns a :class:`DistillLoss`; ``names()`` lists
 what exists (``kdlib.methods`` holds the names and hyperparameters). Every loss maps
 ``(student_logits [B, C], teacher_logits [B, C], labels [B])`` to a scalar (mean over the
-batch). The study distils by output matching only (paper Sect. 3.1), so no loss here adds a cross-entropy term to the labels, even where the
-method's paper trains with one; each docstring says whether the original does.
+batch). The study distils by output matching only (paper Sect. 3.1), so no loss here adds
+a cross-entropy term to the labels, even where the method's paper trains with one; each
+docstring says whether the original does.
 
 Conventions shared by every loss:
 
@@ -33,7 +34,7 @@ from kdlib.losses.ctkd import CTKD
 from kdlib.losses.dist import DIST
 from kdlib.losses.dkd import DKD
 from kdlib.losses.eakd import EAKD
-from kdlib.losses.functional import (entropy, kl_from_log_probs, masked_log_softmax, pearson, soft_kl,
+from kdlib.losses.functional import (kl_from_log_probs, masked_log_softmax, pearson, soft_kl, softmax_entropy,
                                      two_bin_log_probs, zscore)
 from kdlib.losses.kd import KD, TARGETS
 from kdlib.losses.lskd import LSKD
@@ -45,7 +46,7 @@ from kdlib.losses.targets import ls_entropy, ls_eps_for_entropy, ls_log_targets,
 __all__ = [
     "DistillLoss", "build", "for_spec", "names",
     "kl_from_log_probs", "soft_kl", "masked_log_softmax", "two_bin_log_probs", "zscore",
-    "pearson", "entropy", "ls_entropy", "ls_eps_for_entropy", "ls_log_targets", "shuffle_below_top_k",
+    "pearson", "softmax_entropy", "ls_entropy", "ls_eps_for_entropy", "ls_log_targets", "shuffle_below_top_k",
     "KD", "DKD", "EAKD", "CTKD", "LSKD", "MLKD", "RLD", "DIST", "TARGETS",
     "FAMILIES", "dataset_family", "method_settings", "method_source",
 ]
@@ -60,7 +61,7 @@ def names() -> list[str]:
 
 def build(name: str, **hparams) -> DistillLoss:
     """The loss named ``name`` with the given hyperparameters (others at their defaults)."""
-    methods.check(name, hparams)
+    methods.check_method(name, hparams)
     return _REGISTRY[name](**hparams)
 
 

@@ -5,7 +5,7 @@ import math
 
 from kdlib import checks
 from kdlib.losses.base import DistillLoss, _inputs
-from kdlib.losses.functional import entropy, soft_kl
+from kdlib.losses.functional import soft_kl, softmax_entropy
 
 
 class EAKD(DistillLoss):
@@ -32,6 +32,6 @@ class EAKD(DistillLoss):
 
     def forward(self, student_logits, teacher_logits, labels):
         s, t = _inputs(student_logits, teacher_logits)
-        h_t, h_s = entropy(t, self.entropy_temperature), entropy(s.detach(), self.entropy_temperature)
+        h_t, h_s = softmax_entropy(t, self.entropy_temperature), softmax_entropy(s.detach(), self.entropy_temperature)
         w = (h_t + h_t * h_s / math.log(s.shape[1])) / 2
         return (w * soft_kl(s, t, self.temperature)).mean()

@@ -55,8 +55,8 @@ def pearson(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-8) -> torch.Tensor
     return (a * b).sum(-1) / (a.norm(dim=-1) * b.norm(dim=-1) + eps)
 
 
-def entropy(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-    """Per-row Shannon entropy (nats) of softmax(logits / T)."""
+def softmax_entropy(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """Per-row Shannon entropy (nats) of softmax(logits / T); ``metrics.entropy`` takes probabilities."""
     log_p = F.log_softmax(logits / temperature, dim=-1)
     return -(log_p.exp() * log_p).sum(-1)
 

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from kdlib import checks
 from kdlib.losses.base import DistillLoss, _inputs
-from kdlib.losses.functional import entropy, kl_from_log_probs
+from kdlib.losses.functional import kl_from_log_probs, softmax_entropy
 from kdlib.losses.targets import ls_eps_for_entropy, ls_log_targets, shuffle_below_top_k
 from kdlib.metrics import sorted_profile
 
@@ -89,7 +89,7 @@ class KD(DistillLoss):
                 raise ValueError(f"prepared for {self.num_classes} classes, got logits with {c}")
             eps = torch.tensor(self.global_eps, dtype=torch.float64)
         else:
-            eps = ls_eps_for_entropy(entropy(t.double(), self.temperature), c)
+            eps = ls_eps_for_entropy(softmax_entropy(t.double(), self.temperature), c)
         return ls_log_targets(t.argmax(1), eps, c)
 
     def forward(self, student_logits, teacher_logits, labels):

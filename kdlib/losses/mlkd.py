@@ -49,7 +49,8 @@ class MLKD(DistillLoss):
     def __init__(self, temperature: float = 4.0, other_temperatures: tuple[float, ...] = (2.0, 3.0, 5.0, 6.0)) -> None:
         super().__init__()
         self.temperature = checks.check_temperature(temperature)
-        self.other_temperatures = tuple(checks.check_temperature(T, "other_temperatures entry") for T in other_temperatures)
+        self.other_temperatures = tuple(checks.check_temperature(T, "other_temperatures entry")
+                                        for T in other_temperatures)
 
     def forward(self, student_logits, teacher_logits, labels):
         s, t = _inputs(student_logits, teacher_logits)
