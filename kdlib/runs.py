@@ -42,8 +42,7 @@ def plan(spec_list: Iterable[specs.Spec], root: str | Path | None = None, *, ret
     gradients and optimizer state pass ``max_member_gb``) is split into several passes,
     longest runs first, so that each pass runs about as long as its members.
     """
-    if isinstance(max_members, bool) or not isinstance(max_members, int) or max_members < 1:
-        raise ValueError(f"max_members={max_members!r} must be a positive integer (students in one pass)")
+    checks.check_int("max_members", max_members, hint=" (students in one pass)")
     sup, streams = [], defaultdict(list)
     for spec in spec_list:
         run = RunDir(spec, root)

@@ -154,6 +154,21 @@ def test_the_layout_test_sees_a_planted_upward_import_and_a_planted_circle(monke
     assert any({"kdlib.analysis", "kdlib.paths"} <= c for c in circles())
 
 
+def test_the_readme_library_table_names_every_module_in_its_layer():
+    text = (KDLIB.parent / "README.md").read_text()
+    table = {}
+    for line in text[text.index("| layer | module | owns |"):].splitlines()[2:]:
+        if not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        for name in cells[1].replace("`", "").split(","):
+            table[name.strip()] = cells[0]
+    top = {module_name(p) for p in KDLIB.glob("*.py")} | {module_name(p.parent) for p in KDLIB.glob("*/__init__.py")}
+    top.discard("kdlib")
+    assert set(table) == top, f"README lacks {sorted(top - set(table))}, names gone {sorted(set(table) - top)}"
+    assert {m: layer(m) for m in top} == table
+
+
 # Everything that importing a module could change for the whole process. The third-party
 # libraries kdlib uses are imported first, so that only kdlib's own import-time work counts.
 GLOBAL_STATE = r"""

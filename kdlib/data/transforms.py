@@ -11,6 +11,8 @@ import torch
 from PIL import Image
 from torchvision.transforms import v2
 
+from kdlib import checks
+
 # RandAugment (num_ops, magnitude) on torchvision's scale: magnitude is a bin 0..30 of
 # v2.RandAugment's default 31. The paper's n=2, m=14 is what the authors' code calls
 # (loganfrank/temp-good-kd: ``v2.RandAugment(num_ops=2, magnitude=14)``), a moderate
@@ -23,7 +25,7 @@ _TIMM_MEAN_FILL = (124, 116, 104)  # timm fills RandAugment's empty pixels with 
 
 def randaug_magnitude(m: int) -> int:
     """A RandAugment magnitude on torchvision's scale (a bin 0..30 of 31), or a ValueError."""
-    if isinstance(m, bool) or not isinstance(m, int) or not 0 <= m < _RANDAUG_BINS:
+    if not checks.is_int(m) or not 0 <= m < _RANDAUG_BINS:
         raise ValueError(f"RandAugment magnitude={m!r} must be an integer bin 0..{_RANDAUG_BINS - 1} of "
                          f"torchvision's v2.RandAugment (the paper's is 14); timm's 0-10 scale is not used")
     return m

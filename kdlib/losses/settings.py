@@ -12,6 +12,8 @@ left out, except where a method's own terms are weighted against each other.
 """
 from __future__ import annotations
 
+from kdlib import checks
+
 FAMILIES = ("cifar", "imagenet")
 SMALL_IMAGE_MAX = 64  # px: up to this, a dataset counts as CIFAR-like
 
@@ -92,7 +94,7 @@ def _check(method: str, family: str) -> None:
 def method_settings(method: str, family: str, epochs: int) -> dict:
     """The ``method_args`` of ``method`` for a run of ``epochs`` epochs on a ``family`` dataset."""
     _check(method, family)
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+    if not checks.is_int(epochs) or epochs < 1:
         raise ValueError(f"epochs={epochs!r} must be the run's length, an integer >= 1 (schedules scale with it)")
     values, schedule, _ = _TABLE[method][family]
     out = {k: (tuple(v) if isinstance(v, list) else v) for k, v in values.items()}
