@@ -82,6 +82,10 @@ def test_run_ids_are_unchanged_at_the_default_fraction():
     assert specs.to_dict(held)["val_fraction"] == 0.1
     assert specs.from_dict(specs.to_dict(held)) == held
     assert held.share_key != spec.share_key  # another data stream: no pass or logit cache mixes them
+    # pinned when the field was added: the default leaves the ids of every stored run as they were
+    assert (specs.run_id(spec), specs.run_id(held)) == ("85a8a606c0fba483", "68ab325eee679ecc")
+    assert specs.run_id(TEACHER) == "5b2d6b84a8e48b6a"
+    assert specs.run_id(dataclasses.replace(TEACHER, val_fraction=0.1)) != specs.run_id(TEACHER)
 
 
 def test_a_bad_fraction_on_a_spec_is_refused():

@@ -120,6 +120,31 @@ def _loo(table, X: np.ndarray, y: np.ndarray, w: np.ndarray, lam: float | None) 
     return float(np.mean(regrets)), float(math.sqrt(np.sum(sq) / np.sum(w)))
 
 
+def loo_predictions(X: np.ndarray, y: np.ndarray, w: np.ndarray, lam: float | None) -> list[float]:
+    """Each sweep's log2 T from a fit without it (``lam`` kept; None: the rules, which need no fit)."""
+    keep = lambda i: np.arange(len(y)) != i  # noqa: E731
+    return [float(np.clip(X[i] @ (PRIOR if lam is None else _solve(X[keep(i)], y[keep(i)], w[keep(i)], lam)),
+                          math.log2(T_MIN), math.log2(T_MAX))) for i in range(len(y))]
+
+
+def _hit_counts(table, X, y, w, lam) -> dict[str, int]:
+    """Leave-one-out hits (T within HIT_PP of the best) per optimizer: what the stated confidence rests on."""
+    out: dict[str, int] = {}
+    for r, opt, pred in zip(curves(table), table["optimizer"].astype(str), loo_predictions(X, y, w, lam)):
+        out[f"n_{opt}"] = out.get(f"n_{opt}", 0) + 1
+        out[f"hits_{opt}"] = out.get(f"hits_{opt}", 0) + int(regret_at(r, pred) <= HIT_PP + 1e-9)
+    return out
+
+
+def hit_probability(loo: Mapping[str, float], optimizer: str, min_group: int = 3) -> float | None:
+    """Laplace-smoothed leave-one-out hit share for ``optimizer`` (all sweeps when it has < ``min_group``)."""
+    n, k = loo.get(f"n_{optimizer}", 0), loo.get(f"hits_{optimizer}", 0)
+    if n < min_group:
+        n = sum(v for key, v in loo.items() if key.startswith("n_"))
+        k = sum(v for key, v in loo.items() if key.startswith("hits_"))
+    return None if n == 0 else (k + 1) / (n + 2)
+
+
 def fit_calibration(table, *, min_setups: int = MIN_SETUPS, source: str = "frame", fingerprint: str = "") -> Calibration:
     """Fit the rule weights on a ``sweeps`` table (no files written); the rules when too few setups."""
     n = len(table)
@@ -133,7 +158,7 @@ def fit_calibration(table, *, min_setups: int = MIN_SETUPS, source: str = "frame
     lam = min(scores, key=lambda v: (round(scores[v][0], 9), -math.inf if v is None else -v))
     coef = PRIOR if lam is None else _solve(X, y, w, lam)
     loo = {"mean_regret": scores[lam][0], "rmse_log2": scores[lam][1], "rules_mean_regret": scores[None][0],
-           "rules_rmse_log2": scores[None][1]}
+           "rules_rmse_log2": scores[None][1], **_hit_counts(table, X, y, w, lam)}
     return Calibration(tuple(float(c) for c in coef), "calibrated", n, min_setups, lam, loo, fingerprint, source)
 
 

@@ -14,8 +14,9 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from kdlib.advisor.calibration import MIN_SETUPS, T_MAX, T_MIN, Calibration, _matrices, _solve, curves, fit_calibration
-from kdlib.advisor.rules import FEATURE_COLUMNS, PRIOR
+from kdlib.advisor.calibration import (MIN_SETUPS, T_MAX, T_MIN, Calibration, _matrices, curves, fit_calibration,
+                                      hit_probability, loo_predictions)
+from kdlib.advisor.rules import FEATURE_COLUMNS
 from kdlib.advisor.setups import HIT_PP, regret_at
 
 LEVELS = (("high", 0.8), ("medium", 0.5), ("low", 0.0))   # stated probability of a hit -> its word
@@ -47,31 +48,34 @@ class Fitted:
 
     def confidence(self, row: Mapping[str, Any]) -> float:
         """Laplace-smoothed hit share among training setups with ``row``'s optimizer (all, if too few)."""
-        same = [h for h, o in zip(self.hits, self.optimizers) if o == row.get("optimizer")]
-        pool = same if len(same) >= MIN_GROUP else list(self.hits)
-        return (sum(pool) + 1) / (len(pool) + 2)
+        counts: dict[str, int] = {}
+        for h, o in zip(self.hits, self.optimizers):
+            counts[f"n_{o}"] = counts.get(f"n_{o}", 0) + 1
+            counts[f"hits_{o}"] = counts.get(f"hits_{o}", 0) + int(h)
+        p = hit_probability(counts, str(row.get("optimizer")), MIN_GROUP)
+        return 0.5 if p is None else p
+
+
+def calibrated(train, min_setups: int = MIN_SETUPS) -> Fitted:
+    """kdlib's advisor: the rules refit on ``train`` (``fit_calibration``), the rules alone when too few.
+
+    Its hits are the calibration's own leave-one-out (what ``advise`` states), so the
+    evaluation checks the very confidence a user is shown.
+    """
+    train = train.reset_index(drop=True)
+    cal = fit_calibration(train, min_setups=min_setups) if len(train) >= 2 else Calibration.rules(len(train))
+    predict = lambda row: cal.predict(features(row))  # noqa: E731
+    if not len(train):
+        return Fitted("advisor", predict, (), (), "rules")
+    X, y, w = _matrices(train)
+    preds = loo_predictions(X, y, w, cal.lam if cal.calibrated else None)
+    hits = tuple(bool(regret_at(r, p) <= HIT_PP + 1e-9) for r, p in zip(curves(train), preds))
+    return Fitted("advisor", predict, hits, tuple(train["optimizer"].astype(str)),
+                  "calibrated" if cal.calibrated else "rules")
 
 
 def _inner_hits(table, predict_without: Callable[[int], float]) -> tuple[bool, ...]:
     return tuple(bool(regret_at(r, predict_without(i)) <= HIT_PP + 1e-9) for i, r in enumerate(curves(table)))
-
-
-def calibrated(train, min_setups: int = MIN_SETUPS) -> Fitted:
-    """kdlib's advisor: the rules refit on ``train`` (``fit_calibration``), the rules alone when too few."""
-    train = train.reset_index(drop=True)
-    cal = fit_calibration(train, min_setups=min_setups) if len(train) >= 2 else Calibration.rules(len(train))
-    if not len(train):
-        return Fitted("advisor", lambda row: cal.predict(features(row)), (), (), "rules")
-    X, y, w = _matrices(train)
-    if cal.calibrated and cal.lam is not None:
-        def without(i: int) -> float:
-            keep = np.arange(len(train)) != i
-            return _clip(X[i] @ _solve(X[keep], y[keep], w[keep], cal.lam))
-    else:
-        def without(i: int) -> float:
-            return _clip(X[i] @ PRIOR)
-    return Fitted("advisor", lambda row: cal.predict(features(row)), _inner_hits(train, without),
-                  tuple(train["optimizer"].astype(str)), "calibrated" if cal.calibrated else "rules")
 
 
 def _weighted_mean(table, skip: int | None = None) -> float:
