@@ -56,8 +56,11 @@ def _check_common(spec: Any) -> None:
     object.__setattr__(spec, "val_fraction", check_fraction(spec.val_fraction))
     models.check_arch(getattr(spec, "arch", None) or spec.student, spec.preset)
     data.check_name(spec.dataset, spec.preset)
+    size = data.train_size(spec.dataset, spec.preset)
+    if size is not None and spec.val_fraction:  # what is left to train on once the validation part is held out
+        size -= round(size * spec.val_fraction)
     checks.batch_size(spec.batch_size, mixup=getattr(spec, "mixup", True), dataset=spec.dataset,
-                      what="a distillation" if distill else "mixup=True", size=data.train_size(spec.dataset, spec.preset))
+                      what="a distillation" if distill else "mixup=True", size=size)
 
 
 # Fields added after stores existed: left out of ``to_dict`` (so of ``run_id``) at their default,

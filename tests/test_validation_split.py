@@ -93,6 +93,13 @@ def test_a_bad_fraction_on_a_spec_is_refused():
         specs.distill(TEACHER, "resnet18", temperature=4.0, epochs=1, val_fraction=0.7)
 
 
+def test_a_batch_must_fit_in_what_is_left_after_the_validation_part():
+    # fmnist-fine trains on 1000 images; holding out 40 % leaves 600, so a batch of 800 fits only without it
+    specs.distill(TEACHER, "resnet18", temperature=4.0, epochs=1, batch_size=800)
+    with pytest.raises(ValueError, match="larger than the 600 training images"):
+        specs.distill(TEACHER, "resnet18", temperature=4.0, epochs=1, batch_size=800, val_fraction=0.4)
+
+
 @pytest.mark.training
 def test_a_run_with_a_validation_part_records_val_acc_beside_test_acc(tmp_path):
     spec = specs.distill(TEACHER, "resnet18", temperature=4.0, epochs=1, val_fraction=0.1)
