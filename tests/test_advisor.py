@@ -354,7 +354,7 @@ def test_notebook_runs_under_papermill_on_a_synthetic_store(tmp_path):
     assert saved["scored_on"] == ["test"]  # the synthetic runs hold no validation part: test, said so
     verdict = "beats the best single T" if saved["comparisons"]["setup"]["beats_best_single"] else \
         "does NOT beat the best single T"
-    assert verdict in text and "Leave one optimizer out" in text
+    assert verdict in text and "Leave one optimizer out" in text and "read the regrets as optimistic" in text
     assert (paths.outputs_dir() / "07_test" / "advisor_runs.png").stat().st_size > 1000
 
 

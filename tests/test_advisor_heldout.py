@@ -192,7 +192,8 @@ def test_evaluation_json_holds_every_strategy_and_the_curve(planted, tmp_path):
     assert {"advisor", "best single T", "no features"} | {heldout.fixed(t) for t in TEMPS} <= strategies
     assert data["regret_pp"]["setup"]["best single T"]["mean regret"] == pytest.approx(4.0)
     assert {r["order"] for r in data["regret_vs_runs"]} == set(verify.ORDERS)
-    assert "beats the best single T" in "\n".join(verdict.lines(result))
+    note = "\n".join(verdict.lines(result))
+    assert "beats the best single T" in note and "chosen and scored on validation accuracy" in note
 
 
 def test_the_closing_note_says_plainly_when_the_advisor_does_not_beat_a_fixed_t():

@@ -88,8 +88,13 @@ def lines(result: dict[str, Any]) -> list[str]:
         return ["No temperature sweep in the store: nothing to evaluate. Run the study notebooks (or `make study`) "
                 "first; the advice is then the rules of thumb alone, unchecked."]
     c = result["comparisons"]["setup"]
-    on = " and ".join(result["scored_on"]) or "test"
-    out = [f"{n} sweeps, scored on {on} accuracy (test only reported beside it)."]
+    on = result["scored_on"] or ["test"]
+    if on == ["val"]:
+        out = [f"{n} sweeps, chosen and scored on validation accuracy; test accuracy only reported beside it."]
+    else:
+        out = [f"{n} sweeps, scored on {' and '.join(on)} accuracy: "
+               f"{'some' if 'val' in on else 'these'} runs hold no validation part (val_fraction=0, the paper's "
+               "protocol), so choice and score share the test set there: read the regrets as optimistic."]
     if not c["setups"]:
         return out + ["Too few sweeps to hold any out."]
     verdict = "beats" if c["beats_best_single"] else "does NOT beat"
