@@ -3,10 +3,10 @@
 The library behind the study notebooks (Frank & Davis, "A Unified Revisit of Temperature
 in Classification-Based Knowledge Distillation"). Data flows one way::
 
-    specs -> run_id -> runs.ensure -> executors -> jobs -> train -> store -> DataFrame -> plots
+    specs -> run_id -> runs.ensure -> executors -> jobs -> train -> store -> tables -> analysis -> plots
 
-Modules: ``specs``, ``data``, ``models``, ``losses``, ``metrics``, ``train``, ``io``, ``store``,
-``runs``, ``executors``, ``jobs``, ``plots``, ``widgets``, ``advisor``.
+The README's library table lists every module by layer. Importing kdlib imports nothing
+else: ``kdlib.advise`` loads the advisor when first used.
 """
 from __future__ import annotations
 
