@@ -44,6 +44,7 @@ def planted():
     return table, heldout.evaluate_all(table)
 
 
+@pytest.mark.slow
 def test_sweeps_are_scored_on_validation_when_the_runs_hold_it(planted):
     table, _ = planted
     assert len(table) == len(SETUPS) and set(table["scored_on"]) == {"val"}
@@ -163,6 +164,7 @@ def confident_store(n_setups=48, seed=7):
     return frame(rows), curves
 
 
+@pytest.mark.slow
 def test_the_stated_confidence_matches_how_often_the_t_is_right_on_a_planted_world():
     store, curves = confident_store()
     table = setups.sweeps(store)
@@ -183,6 +185,7 @@ def test_the_stated_confidence_matches_how_often_the_t_is_right_on_a_planted_wor
     assert rel.loc["all", "observed"] == pytest.approx(adv["hit"].mean())
 
 
+@pytest.mark.slow
 def test_evaluation_json_holds_every_strategy_and_the_curve(planted, tmp_path):
     table, _ = planted
     result = verdict.evaluation(table)
@@ -196,6 +199,7 @@ def test_evaluation_json_holds_every_strategy_and_the_curve(planted, tmp_path):
     assert "beats the best single T" in note and "chosen and scored on validation accuracy" in note
 
 
+@pytest.mark.slow
 def test_the_closing_note_says_plainly_when_the_advisor_does_not_beat_a_fixed_t():
     flat = setups.sweeps(planted_store(best=lambda *a: 2.0))   # every setup wants T = 4: nothing to learn
     text = "\n".join(verdict.lines(verdict.evaluation(flat)))

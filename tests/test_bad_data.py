@@ -45,6 +45,7 @@ def test_a_corrupt_image_names_its_file_and_the_command_that_finds_the_others(tm
         list(data.make_loader(train, 2, train=True, num_workers=1))
 
 
+@pytest.mark.slow
 def test_the_check_command_lists_every_bad_file_of_both_splits_and_only_those(tmp_path):
     root = tmp_path / "set"
     _folder(root, ["a", "b", "c"])

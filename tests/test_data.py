@@ -190,6 +190,7 @@ def test_mini_datasets_labels_shapes_and_padding(fm_root):
     assert len(general) == 30000 and len(fine) == 1000
 
 
+@pytest.mark.slow
 def test_mini_train_transform_keeps_uint8_32px_and_matches_torchvision():
     train = data.build_dataset("fmnist-fine", "train")
     assert isinstance(train.transform, data.MiniAugment)
@@ -241,6 +242,7 @@ def _same(a, b) -> bool:
     return len(a) == len(b) and all(torch.equal(x1, x2) and torch.equal(y1, y2) for (x1, y1), (x2, y2) in zip(a, b))
 
 
+@pytest.mark.slow
 def test_loader_is_a_function_of_seed_and_epoch():
     train = data.build_dataset("fmnist-fine", "train")
     torch.manual_seed(123)

@@ -134,6 +134,7 @@ def f3_rows(effects):
     return rows
 
 
+@pytest.mark.slow
 def test_f3_crossover_planted_reversed_and_partial():
     planted = card(f3_rows([6.0, 6.5, 5.5]), "F3")
     assert planted["verdict"] == "reproduced" and planted["value"] == pytest.approx(6.0)
@@ -151,6 +152,7 @@ def f4_rows(effects):
     return rows
 
 
+@pytest.mark.slow
 def test_f4_larger_batch_smaller_large_t_gap_is_reproduced_and_reverse_contradicted():
     r = card(f4_rows(PLANT), "F4")
     assert r["verdict"] == "reproduced" and r["value"] == pytest.approx(3.0)
@@ -164,6 +166,7 @@ def f5_rows(rise, beyond):
     return rows
 
 
+@pytest.mark.slow
 def test_f5_rise_then_plateau_is_reproduced_and_a_fall_is_contradicted():
     r = card(f5_rows(PLANT, (0.1, -0.2, 0.0)), "F5")
     assert r["verdict"] == "reproduced" and r["value"] == pytest.approx(3.0)
@@ -211,6 +214,7 @@ def f1_rows(effects):
     return rows
 
 
+@pytest.mark.slow
 def test_f1_kd_at_best_t_beats_the_best_other_method():
     assert card(f1_rows(PLANT), "F1")["value"] == pytest.approx(3.0)
     assert card(f1_rows(PLANT), "F1")["verdict"] == "reproduced"
@@ -227,6 +231,7 @@ def teacher_rows(effects, *, gain_long=1.0):
     return rows
 
 
+@pytest.mark.slow
 def test_f8_f9_f10_longer_finetuning_planted_and_reversed():
     planted, reverse = findings.scorecard(frame(teacher_rows(PLANT))), findings.scorecard(frame(teacher_rows(REVERSE)))
     p, r = planted.set_index("id"), reverse.set_index("id")
@@ -261,6 +266,7 @@ def test_f12_larger_t_helps_every_init_and_less_when_pretrained():
     assert card(init_rows((-1.0, -1.5, -0.8)), "F12")["verdict"] == "contradicted"
 
 
+@pytest.mark.slow
 def test_f13_kd_beats_labels_alone_using_the_supervised_reference_rows():
     rows = init_rows((1.0, 1.5, 0.8))
     refs = [dict(kind="supervised", status="done", preset="mini", dataset="fmnist-fine", arch="resnet18",
@@ -302,6 +308,7 @@ def f16_rows(effects):
     return rows
 
 
+@pytest.mark.slow
 def test_f16_sgd_and_large_batches_gain_more_from_longer_training():
     r = card(f16_rows(PLANT), "F16")
     assert r["verdict"] == "reproduced" and r["value"] == pytest.approx(3.0)

@@ -7,6 +7,7 @@ one inside a function (a late import still runs the other way).
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import subprocess
 import sys
@@ -49,6 +50,7 @@ def layer(module: str) -> str:
     return LAYER_OF[name]
 
 
+@functools.lru_cache(maxsize=1)  # parsed once per session: the tests read the same files
 def modules() -> dict[str, ast.Module]:
     return {module_name(p): ast.parse(p.read_text(), str(p)) for p in sorted(KDLIB.rglob("*.py"))}
 

@@ -41,6 +41,7 @@ def _increment(run, times, barrier):
             file.write_text(str(value + 1))
 
 
+@pytest.mark.slow
 def test_six_processes_incrementing_under_the_lock_lose_no_increment(run):
     ctx = multiprocessing.get_context("fork")
     barrier = ctx.Barrier(6)
@@ -63,6 +64,7 @@ def _finish_once(run, barrier, log):
             run.finish({"test_acc": 1.0, "history": []})
 
 
+@pytest.mark.slow
 def test_racing_processes_write_one_result(run, tmp_path):
     ctx = multiprocessing.get_context("fork")
     barrier = ctx.Barrier(6)
@@ -126,6 +128,7 @@ def _take_over(run, barrier, log):
             run.finish({"test_acc": 1.0, "history": []})
 
 
+@pytest.mark.slow
 def test_an_owner_killed_on_another_node_loses_its_lock_when_the_lease_expires(run, tmp_path):
     run.path.mkdir(parents=True)
     owner = _owner_elsewhere(run.path / "lease")
@@ -157,6 +160,7 @@ def test_an_owner_killed_on_another_node_loses_its_lock_when_the_lease_expires(r
     assert 0.75 * LEASE_S - 0.3 <= taken[0] - killed_at < 10 * LEASE_S
 
 
+@pytest.mark.slow
 def test_an_owner_killed_on_this_node_frees_its_lock_at_once(run, capsys):
     run.path.mkdir(parents=True)
     env = {**os.environ, "KDLIB_LEASE_S": "600"}
@@ -194,6 +198,7 @@ def _lease_token(run):
         return None
 
 
+@pytest.mark.slow
 def test_an_owner_stalled_past_its_lease_is_taken_over_and_then_writes_nothing(run, tmp_path):
     """Its lease is broken; on this node flock still guards it, so the new owner waits for it to give up."""
     env = {**os.environ, "KDLIB_LEASE_S": str(LEASE_S)}
@@ -261,6 +266,7 @@ def test_a_lease_stamped_in_the_future_expires_after_lease_s_of_no_change_on_our
     assert "longer than its lease of 2 s" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_four_processes_breaking_one_stale_lease_at_once_write_one_result(run, tmp_path):
     _lease_of_another_node(run.path / "lease", 3600)
     ctx = multiprocessing.get_context("fork")

@@ -22,6 +22,7 @@ def test_classifier_normalizes_its_own_input():
         assert torch.allclose(model(x), expected)
 
 
+@pytest.mark.slow
 def test_mini_normalization_constants_are_the_padded_fashion_mnist_statistics():
     import gzip
 

@@ -54,6 +54,7 @@ def compiles(chart):
 
 # ----------------------------------------------------------------------------- the original charts keep working
 
+@pytest.mark.slow
 def test_profile_accuracy_and_method_charts_still_work():
     logits = torch.randn(50, 10)
     prof = profiles.profile_frame(logits, [1, 40], top=5)
@@ -114,6 +115,7 @@ def test_study_charts_refuse_a_frame_without_finished_runs():
 
 # ----------------------------------------------------------------------------- Tables 1 and 2
 
+@pytest.mark.slow
 def test_teacher_table_has_red_finetuned_blue_scratch_rows_and_the_entropies_beside():
     f = teacher_frame(seeds=(0, 1))
     spec = compiles(plots.teacher_table(f))
@@ -137,6 +139,7 @@ def test_teacher_table_has_red_finetuned_blue_scratch_rows_and_the_entropies_bes
             if u["mark"] == "rect" and u["encoding"]["color"]["field"] == "test_acc"] == ["reds"]
 
 
+@pytest.mark.slow
 def test_student_table_orders_inits_and_shows_the_finetune_only_reference():
     f = student_frame()
     reference = analysis.finetune_reference(f)
@@ -155,6 +158,7 @@ def test_student_table_orders_inits_and_shows_the_finetune_only_reference():
 
 # ----------------------------------------------------------------------------- Figs. 6 and 7
 
+@pytest.mark.slow
 def test_granularity_curves_mark_each_inflection_point():
     spec = compiles(plots.granularity_curves(granularity_frame(seeds=(0, 1)), tolerance=1.0))
     layers = units(spec)
@@ -171,12 +175,14 @@ def test_granularity_curves_mark_each_inflection_point():
                                                                                  "vit_s → resnet18"}
 
 
+@pytest.mark.slow
 def test_save_writes_png_and_html(tmp_path):
     paths = plots.save(plots.granularity_curves(granularity_frame()), "fig", tmp_path)
     assert [p.name for p in paths] == ["fig.png", "fig.html"]
     assert paths[0].read_bytes()[:4] == b"\x89PNG" and "fmnist-coarse" in paths[1].read_text()
 
 
+@pytest.mark.slow
 def test_importing_plots_leaves_the_altair_renderer_alone_until_enable_offline():
     import subprocess
     import sys

@@ -211,6 +211,7 @@ def test_bad_temperatures_and_arguments(logits):
     assert e.temperature == 1.0  # nothing changed
 
 
+@pytest.mark.slow
 def test_headless_display_carries_a_png_and_never_raises(logits, monkeypatch, tmp_path):
     e = widgets.temperature_explorer(logits, temperature=4)
     data, _ = format_display_data(e)  # what a kernel sends under papermill
