@@ -62,7 +62,8 @@ test: $(STAMP)
 	@.ci/system-deps data chromium slurm
 	$(PY) -m pytest -q
 
-# Unit tests: nothing that trains, runs a notebook, drives a browser or is marked slow (about 2 CPU minutes).
+# Unit tests: nothing that trains, runs a notebook, drives a browser, needs Slurm or is marked slow (spawns
+# Python or takes over a CPU second): about one CPU minute.
 test-fast: $(STAMP)
 	@.ci/system-deps data
 	$(PY) -m pytest -q -m "not training and not browser and not notebook and not slow and not slurm"

@@ -53,6 +53,7 @@ def test_sweeps_are_scored_on_validation_when_the_runs_hold_it(planted):
     assert max(r["test_accuracies"]) == pytest.approx(69 + 0.3)
 
 
+@pytest.mark.slow
 def test_a_planted_rule_is_recovered_out_of_sample(planted):
     table, long = planted
     adv = long[(long["by"] == "setup") & (long["strategy"] == "advisor")]

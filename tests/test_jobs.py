@@ -63,3 +63,19 @@ def test_teacher_logits_without_training_refuse_a_teacher_that_is_not_in_the_sto
     with pytest.raises(ValueError, match="runs.ensure"):
         jobs.teacher_logits(specs.teacher("resnet50", "fmnist-fine"), root=tmp_path, train_missing=False)
     assert not (tmp_path / specs.run_id(specs.teacher("resnet50", "fmnist-fine")) / "result.json").exists()
+
+
+@pytest.mark.training
+def test_the_advisor_reads_a_teacher_specs_cached_logits_the_same_as_a_fresh_pass(tmp_path, monkeypatch):
+    import kdlib
+    from kdlib import paths
+
+    monkeypatch.setenv("KDLIB_OUTPUTS", str(tmp_path))
+    advice = kdlib.advise(TEACHER, epochs=30)  # trains the teacher, caches its logits
+    assert (paths.store_dir() / specs.run_id(TEACHER) / f"logits-train-seed{TEACHER.seed}.pt").is_file()
+    model = jobs.load_model(TEACHER, progress=False)
+    plain = data.build_dataset(TEACHER.dataset, "train", preset=TEACHER.preset, seed=TEACHER.seed,
+                               train_transform=False)
+    fresh = kdlib.advise(train.predict(model, plain, progress=False), spec=TEACHER, epochs=30)
+    assert advice.temperature == fresh.temperature
+    assert advice.diagnostics.h_all == pytest.approx(fresh.diagnostics.h_all, abs=1e-6)

@@ -74,6 +74,7 @@ def test_profile_accuracy_and_method_charts_still_work():
 
 # ----------------------------------------------------------------------------- Figs. 2 and 3
 
+@pytest.mark.slow
 def test_training_heatmaps_encode_temperature_by_duration_per_configuration():
     spec = compiles(plots.training_heatmaps(training_frame(seeds=(0, 1))))
     assert spec["facet"]["column"]["field"] == "config"

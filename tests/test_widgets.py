@@ -262,6 +262,7 @@ def sweep():
     return pd.DataFrame(rows), pd.DataFrame(hist)
 
 
+@pytest.mark.slow
 def test_results_explorer_follows_the_dropdowns(sweep):
     frame, history = sweep
     r = widgets.results_explorer(frame, history)
