@@ -29,7 +29,7 @@ from timm.loss import SoftTargetCrossEntropy
 from torch import nn
 from tqdm.auto import tqdm
 
-from kdlib import data, logit_cache, losses, metrics, models, specs
+from kdlib import data, history, logit_cache, losses, metrics, models, specs
 from kdlib.device import pick as pick_device  # loud: CUDA asked for but unusable is an error
 from kdlib.members import Member, compiled_forward, make_optimizer, prepare_model, scaler, to_input
 from kdlib.members import mixer as _mixer  # module names the benchmark times (train._mixer)
@@ -222,6 +222,7 @@ def _end_epoch(s: _Stream, now: list[Member], epoch: int, steps: int, seconds: f
         if m.objective is not None and hasattr(m.objective, "current_temperature"):
             record["temperature"] = float(m.objective.current_temperature())
         m.history.append(record)
+        history.append(m.run.path, record)  # live: readers see the epoch now (store.load_history)
         m.since_save += seconds
         last = epoch + 1 == m.epochs
         if (last and keep_last) or (not last and m.save_cost <= CHECKPOINT_BUDGET * m.since_save):
@@ -242,6 +243,7 @@ def train_pass(members: list[Member], spec: specs.Spec, *, teacher: nn.Module | 
     s = _Stream(spec, teacher, device, cache)
     for m in members:
         m.start = m.load(state) if (state := m.run.load_checkpoint()) else 0
+        history.reset(m.run.path, m.history)  # the live file tells what the checkpoint knows
     epochs = sorted({e for m in members for e in range(m.start, m.epochs)})
     if teacher is not None:
         teacher.eval()

@@ -16,7 +16,7 @@ import sys
 import pytest
 import torch
 
-from kdlib import data, io, jobs, runs, specs, store, tables, train
+from kdlib import data, history, io, jobs, runs, specs, store, tables, train
 
 pytestmark = pytest.mark.training  # make test-fast leaves these out
 
@@ -140,10 +140,13 @@ def test_a_run_killed_anywhere_resumes_to_the_same_numbers(root, ref, where):
     if where == "mid-state-write":
         assert "ckpt-2.pt" in names and list(run.path.glob(".state.json.*.tmp"))  # complete but never listed
     assert run.load_checkpoint()["epoch"] == 1
+    # The live history held every epoch that ended (epoch 2 too, when the kill came while checkpointing it).
+    assert [r["epoch"] for r in history.read(run.path)] == ([1, 2] if where != "mid-epoch" else [1])
 
     runs.ensure([spec], root=root, progress=False)  # resume here, with the same single thread
     same_numbers(run, ref)
     assert leftovers(run.path) == []
+    assert history.read(run.path) == run.result()["history"]  # after resume: each epoch once, the final numbers
 
 
 # ----------------------------------------------------------------------------- corrupt checkpoints
