@@ -7,6 +7,7 @@ where a run finishes).
 """
 from __future__ import annotations
 
+import collections
 import functools
 import subprocess
 import warnings
@@ -79,10 +80,12 @@ def versions(frame) -> dict[str, int]:
     if len(frame) == 0:
         return {}
     done = frame[frame["status"] == "done"] if "status" in frame else frame
+    keys = ("kdlib_version", "kdlib_commit", "kdlib_dirty", "torch_version")
+    columns = [done[k].tolist() if k in done else [None] * len(done) for k in keys]
     counts: dict[str, int] = {}
-    for _, row in done.iterrows():
-        label = code_version(row)
-        counts[label] = counts.get(label, 0) + 1
+    for values, n in collections.Counter(zip(*columns)).items():  # one label per distinct version (10k rows: ms)
+        label = code_version(dict(zip(keys, values)))
+        counts[label] = counts.get(label, 0) + n
     return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
 
 

@@ -205,8 +205,8 @@ def ensure(spec_list: Iterable[specs.Spec], *, executor: str = "local", root: st
 
 
 def _rows(root: Path, spec_list: list[specs.Spec]):
-    frame = load_results(root, kind="all")
     ids = list(dict.fromkeys(specs.run_id(s) for s in spec_list))
+    frame = load_results(root, kind="all", run_ids=ids)  # their folders and the index only, not the whole store
     if not len(frame):
         return frame
     frame = frame.set_index("run_id")

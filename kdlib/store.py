@@ -41,7 +41,7 @@ from typing import Any, Iterator
 
 import torch
 
-from kdlib import paths, provenance, records
+from kdlib import history, paths, provenance, records, store_index
 from kdlib.io import TMP_SUFFIX, DiskFull, atomic_torch_save, atomic_write_json
 from kdlib.lease import Lease
 
@@ -233,6 +233,7 @@ class RunDir:
                 "file": "model.pt", "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
                 "spec_id": self.id, "num_classes": getattr(weights, "num_classes", None)})
         atomic_write_json(self.path / "result.json", result)
+        store_index.note_change(self.path.parent, self.id)  # an indexed older result of this run is stale now
         (self.path / "error.json").unlink(missing_ok=True)
         for c in self._state()["checkpoints"]:
             (self.path / c["file"]).unlink(missing_ok=True)
@@ -283,6 +284,7 @@ class RunDir:
         except Exception as e:  # noqa: BLE001 - unreadable weights are distrusted
             for f in (file, self.path / "weights.json", self.path / "result.json"):
                 self._set_aside(f, e)
+            store_index.note_change(self.path.parent, self.id)
             print(f"[kdlib] run {self.id}: final weights model.pt unusable ({e}); set aside with its result, "
                   "the run will be trained again", flush=True)
             raise Untrusted(f"run {self.id}: model.pt unusable ({e})") from e
@@ -300,18 +302,20 @@ class Foreign(ValueError):
 
 def status_of(path: Path) -> str:
     """A run folder's state: ``done``, ``failed``, ``running`` (has a checkpoint) or ``pending``."""
-    if (path / "result.json").is_file():
+    path = str(path)  # plain strings: a big store's table checks these for every run
+    if os.path.isfile(f"{path}/result.json"):
         return "done"
-    if (path / "error.json").is_file():
+    if os.path.isfile(f"{path}/error.json"):
         return "failed"
-    return "running" if (path / "state.json").is_file() else "pending"
+    return "running" if os.path.isfile(f"{path}/state.json") else "pending"
 
 
 def read_json(path: Path, name: str) -> dict[str, Any]:
     """A run folder's JSON file, or {} when it is missing or torn."""
     try:
-        return json.loads((path / name).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+        with open(f"{path}/{name}", "rb") as f:
+            return json.loads(f.read())
+    except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
         return {}
 
 
@@ -325,13 +329,11 @@ def finished(frame, kind: str | None = None):
 
 
 def load_history(root: str | Path | None = None, run_ids: list[str] | None = None):
-    """Per-epoch history, long format: one row per (run, evaluated epoch)."""
+    """Per-epoch history, long format: one row per (run, epoch); runs still training too (``in_flight``)."""
     import pandas as pd
 
     root = Path(root) if root is not None else paths.store_dir()
-    ids = run_ids if run_ids is not None else [p.parent.name for p in root.glob("*/result.json")]
-    rows = []
-    for rid in ids:
-        for h in read_json(root / rid, "result.json").get("history", []):
-            rows.append({"run_id": rid, **h})
-    return pd.DataFrame(rows, columns=None if rows else ["run_id", "epoch", "test_acc", "train_loss"])
+    ids = run_ids if run_ids is not None else sorted({p.parent.name for n in ("result.json", history.FILE)
+                                                      for p in root.glob(f"*/{n}")})
+    rows = [{"run_id": rid, **h} for rid in ids for h in history.rows(root / rid, read_json(root / rid, "result.json"))]
+    return pd.DataFrame(rows, columns=None if rows else ["run_id", "epoch", "test_acc", "train_loss", "in_flight"])

@@ -22,7 +22,7 @@ LAYER_OF = {  # module (or package) -> layer; a package's modules share its laye
     "kdlib.widgets": "views", "kdlib.plots": "views", "kdlib.advisor_plots": "views",
     "kdlib.analysis": "analysis", "kdlib.reports": "analysis", "kdlib.profiles": "analysis",
     "kdlib.findings": "analysis", "kdlib.advisor": "analysis", "kdlib.bench": "analysis",
-    "kdlib.bench_grid": "analysis",
+    "kdlib.bench_grid": "analysis", "kdlib.bench_store": "analysis",
     "kdlib.runs": "orchestration", "kdlib.executors": "orchestration", "kdlib.cluster": "orchestration",
     "kdlib.jobs": "orchestration", "kdlib.inflight": "orchestration", "kdlib.studies": "orchestration", "kdlib.scheduler": "orchestration",
     "kdlib.preflight": "orchestration",
@@ -30,7 +30,7 @@ LAYER_OF = {  # module (or package) -> layer; a package's modules share its laye
     "kdlib.members": "training", "kdlib.logit_cache": "training",
     "kdlib.specs": "things", "kdlib.parameters": "things", "kdlib.data": "things", "kdlib.models": "things",
     "kdlib.traits": "things", "kdlib.presets": "things", "kdlib.tables": "things", "kdlib.methods": "things",
-    "kdlib.store": "ground", "kdlib.records": "ground", "kdlib.io": "ground", "kdlib.paths": "ground", "kdlib.checks": "ground",
+    "kdlib.store": "ground", "kdlib.history": "ground", "kdlib.store_index": "ground", "kdlib.records": "ground", "kdlib.io": "ground", "kdlib.paths": "ground", "kdlib.checks": "ground",
     "kdlib.device": "ground", "kdlib.provenance": "ground", "kdlib.lease": "ground", "kdlib.numerics": "ground",
 }
 MAX_FILE_LINES, MAX_FUNCTION_LINES = 400, 60

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from kdlib import history, specs, store
+from kdlib import history, specs, store, tables
 
 
 def test_a_trailing_partial_line_and_garbage_are_never_read(tmp_path):
@@ -42,7 +42,7 @@ def test_an_unfinished_run_shows_in_flight_with_its_epochs(tmp_path):
     run.declare()
     history.append(run.path, {"epoch": 1, "train_loss": 2.0, "test_acc": None})
     history.append(run.path, {"epoch": 2, "train_loss": 1.0, "test_acc": 40.0})
-    row = store.load_results(tmp_path, kind="all").iloc[0]
+    row = tables.load_results(tmp_path, kind="all").iloc[0]
     assert row["status"] == "pending" and bool(row["in_flight"]) and row["epochs_done"] == 2
     hist = store.load_history(tmp_path)
     assert hist["epoch"].tolist() == [1, 2] and hist["in_flight"].all() and hist["test_acc"].iloc[1] == 40.0
@@ -71,7 +71,7 @@ def test_a_training_subprocess_shows_its_epochs_before_it_ends(tmp_path):
         while proc.poll() is None and time.monotonic() < deadline:
             live = history.read(run.path)
             if live and not run.done:
-                frame, hist = store.load_results(tmp_path, kind="all"), store.load_history(tmp_path)
+                frame, hist = tables.load_results(tmp_path, kind="all"), store.load_history(tmp_path)
                 if not run.done:  # still training after the frames were read
                     seen = live
                     break
@@ -89,5 +89,5 @@ def test_a_training_subprocess_shows_its_epochs_before_it_ends(tmp_path):
     final = run.result()["history"]
     assert [r["train_loss"] for r in seen] == [r["train_loss"] for r in final[: len(seen)]]  # the same numbers
     assert history.read(run.path) == final  # every epoch, once
-    done = store.load_results(tmp_path, kind="all").iloc[0]
+    done = tables.load_results(tmp_path, kind="all").iloc[0]
     assert done["status"] == "done" and not done["in_flight"] and done["epochs_done"] == spec.epochs
