@@ -4,13 +4,14 @@
 distillation runs (and their teachers) under a temporary folder, with spec.json,
 result.json (a 10-epoch history) and history.jsonl as real runs have, then times:
 
-- ``scan``: today's algorithm before the index (``scan_results`` below: every spec.json
-  and result.json read and parsed on each call);
+- ``scan``: ``load_results`` as it was before the index (``scan_results`` below: every
+  spec.json and result.json read, every spec rebuilt and validated, on each call);
 - ``cold``: ``load_results`` with no index (it reads every folder and writes the index);
-- ``warm``: ``load_results`` with the index (one parquet per kind, one ``stat`` per run);
+- ``warm``: ``load_results`` with the index (one parquet per kind, one ``scandir``);
 - ``ensure_rows``: ``load_results(run_ids=...)`` for 100 runs, what ``runs.ensure`` asks.
 
-Each figure is the median of ``--repeats`` wall-clock calls. "Cold" means no index, not
+Each figure is the median of ``--repeats`` calls, wall clock (``*_s``) and this process's
+CPU time (``*_cpu_s``, what a busy shared machine does not inflate). "Cold" means no index, not
 a cold page cache (dropping the OS cache would disturb the machine's other users).
 Writes ``outputs/bench/store.json``.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import tempfile
@@ -91,18 +93,23 @@ def scan_results(root: Path, kind: str = "distill"):
             row.update({"teacher_acc": t.get("test_acc"), "teacher_h_all": t.get("train_h_all"),
                         "teacher_h_minus_max": t.get("train_h_minus_max")})
         rows.append(row)
-    return provenance.complete(pd.DataFrame(rows))
+    frame = pd.DataFrame(rows)
+    labels = [provenance.code_version(r) for _, r in frame.iterrows()]  # versions() before it lost iterrows
+    frame.attrs["versions"] = {label: labels.count(label) for label in set(labels)}
+    return provenance.complete(frame)
 
 
-def _median_s(fn, repeats: int, before=None) -> float:
-    times = []
+def _median_s(fn, repeats: int, before=None) -> tuple[float, float]:
+    """Median wall-clock and CPU seconds of ``repeats`` calls (CPU: this process, what a busy machine does not inflate)."""
+    wall, cpu = [], []
     for _ in range(repeats):
         if before is not None:
             before()
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return round(statistics.median(wall), 3), round(statistics.median(cpu), 3)
 
 
 def run(runs: int, repeats: int = 3) -> dict[str, Any]:
@@ -124,10 +131,13 @@ def run(runs: int, repeats: int = 3) -> dict[str, Any]:
             scan_s = _median_s(lambda: scan_results(root), repeats)
         same = sorted(scan["run_id"]) == sorted(warm_frame["run_id"]) and \
             scan.set_index("run_id")["test_acc"].sort_index().equals(warm_frame.set_index("run_id")["test_acc"].sort_index())
-        return {"runs": runs, "repeats": repeats, "make_store_s": round(made, 2), "scan_s": round(scan_s, 3),
-                "cold_s": round(cold, 3), "warm_s": round(warm, 3), "ensure_rows_100_s": round(rows, 3),
-                "index_bytes": sum(p.stat().st_size for p in (root / store_index.DIR).glob("*.parquet")),
-                "same_rows_as_scan": bool(same)}
+        out = {"runs": runs, "repeats": repeats, "make_store_s": round(made, 2)}
+        for name, (wall, cpu) in (("scan", scan_s), ("cold", cold), ("warm", warm), ("ensure_rows_100", rows)):
+            out[f"{name}_s"], out[f"{name}_cpu_s"] = wall, cpu
+        out.update({"index_bytes": sum(p.stat().st_size for p in (root / store_index.DIR).glob("*.parquet")),
+                    "same_rows_as_scan": bool(same), "load_average": [round(x, 2) for x in os.getloadavg()],
+                    "cpus": os.cpu_count()})
+        return out
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

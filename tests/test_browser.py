@@ -290,3 +290,50 @@ def test_notebook_runs_headless_under_papermill(tmp_path):
     assert re.search(r"temperature_explorer\.png", nb.cells[3].outputs[0].data["text/plain"])
     assert (tmp_path / "static" / "temperature_explorer.png").stat().st_size > 5000
     assert (tmp_path / "static" / "temperature_explorer.html").is_file()
+
+
+def test_the_saved_temperature_page_works_offline_from_file(tmp_path):
+    """save_static's HTML: a real slider bound to a Vega parameter, tooltips, nothing fetched, from file://."""
+    from playwright.sync_api import sync_playwright
+
+    from kdlib import widgets
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"Chromium not found (looked for {CHROMIUM}); install it with: apt-get install -y chromium")
+    screenshots = Path(os.environ.get("KDLIB_SCREENSHOTS") or paths.outputs_dir() / "screenshots")
+    screenshots.mkdir(parents=True, exist_ok=True)
+    write_notebook(tmp_path)
+    logits = np.load(tmp_path / "logits.npy")
+    explorer = widgets.temperature_explorer(logits, class_names=CLASSES)
+    saved = explorer.save_static("temperature_explorer", tmp_path / "00_quickstart")
+    html = next(p for p in saved if p.suffix == ".html")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 900, "height": 520})
+            requests, errors = [], []
+            page.on("request", lambda r: requests.append(r.url))
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(html.as_uri())
+            page.wait_for_selector("svg path", timeout=30_000)
+
+            def label() -> str:
+                return next(t for t in page.locator("svg text").all_text_contents() if "H_all" in t)
+
+            assert label().startswith("T = 1.00") and f"H_all = {h_all(logits, 1.0):.4f}" in label()
+            before = page.locator("svg").first.inner_html()
+            page.locator("input[type=range]").fill("10")  # the slider: an <input type=range> bound to param T
+            page.wait_for_function("() => [...document.querySelectorAll('svg text')]"
+                                   ".some(e => e.textContent.startsWith('T = 10.0'))", timeout=10_000)
+            assert f"H_all = {h_all(logits, 10.0):.4f}" in label()
+            assert page.locator("svg").first.inner_html() != before
+            point = page.locator("svg .mark-symbol path").nth(3).bounding_box()
+            page.mouse.move(point["x"] + point["width"] / 2, point["y"] + point["height"] / 2)
+            page.wait_for_selector("#vg-tooltip-element.visible", timeout=10_000)
+            tip = page.locator("#vg-tooltip-element").inner_text()
+            assert "rank" in tip and "probability" in tip and "H_all" in tip, tip
+            page.screenshot(path=str(screenshots / "temperature_page_tooltip.png"))
+            assert {u.split(":", 1)[0] for u in requests} == {"file"}, requests  # nothing from the network
+            assert not errors, errors
+        finally:
+            browser.close()

@@ -10,7 +10,7 @@ import pytest
 import torch
 from IPython.core.formatters import format_display_data
 
-from kdlib import specs, store, tables, widgets
+from kdlib import history, specs, store, tables, widgets
 from kdlib.widgets import render
 
 torch.set_num_threads(1)
@@ -338,3 +338,22 @@ def test_results_explorer_reads_a_real_store(tmp_path):
     assert r.best_temperature == 4.0
     r.set("optimizer", "sgd")
     assert r.best_temperature == 1.0 and len(r.epoch_data) == 4
+
+
+def test_results_explorer_draws_runs_still_training_dashed_from_their_live_history(tmp_path):
+    teacher = specs.teacher("resnet50", "fmnist-fine", epochs=2)
+    for t in (1.0, 4.0):
+        run = store.RunDir(specs.distill(teacher, "resnet18", t, epochs=2), tmp_path)
+        run.begin()
+        run.finish({"test_acc": 60 + t, "history": [{"epoch": 1, "test_acc": 55 + t}, {"epoch": 2, "test_acc": 60 + t}]})
+    live = store.RunDir(specs.distill(teacher, "resnet18", 10.0, epochs=2), tmp_path)
+    live.begin()
+    history.append(live.path, {"epoch": 1, "test_acc": 52.5, "train_loss": 1.0})  # what train writes per epoch
+    r = widgets.results_explorer(tables.load_results(tmp_path), history="store", root=tmp_path)
+    ep = r.epoch_data.set_index(["temperature", "epoch"])
+    assert ep.loc[(10.0, 1), "in_flight"] and ep.loc[(10.0, 1), "test_acc"] == 52.5
+    assert not ep.loc[(4.0, 2), "in_flight"] and ep.loc[(4.0, 2), "test_acc"] == 64.0
+    assert r.best_temperature == 4.0  # a run in flight has no final accuracy: never in the T chart
+    spec = r._epoch_chart().to_dict()
+    assert spec["encoding"]["strokeDash"]["scale"]["range"] == [[1, 0], [6, 4]]
+    assert "stroke-dasharray" in render.svg(r._epoch_chart())

@@ -63,16 +63,20 @@ def accuracy_by_epoch(frame: pd.DataFrame, metric: str, epochs: Any, best_t: flo
     """Accuracy vs epoch at the chosen temperatures, the best T thick."""
     m = metric
     if frame.empty:
-        frame = pd.DataFrame({"epoch": [], m: [], "T": [], "best": []})
+        frame = pd.DataFrame({"epoch": [], m: [], "T": [], "best": [], "in_flight": []})
+    if "in_flight" not in frame:
+        frame = frame.assign(in_flight=False)
     order: Sequence[str] = [f"T={t:g}" for t in ordered(frame["temperature"])] if "temperature" in frame else []
     return alt.Chart(frame).mark_line(point=True).encode(
         x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1, format="d")),
         y=alt.Y(f"{m}:Q", scale=alt.Scale(zero=False), title="test accuracy (%)"),
         color=alt.Color("T:N", sort=order, scale=alt.Scale(scheme="viridis"), title="temperature"),
         strokeWidth=alt.condition("datum.best", alt.value(3.5), alt.value(1.5)),
-        tooltip=["T", "epoch", alt.Tooltip(f"{m}:Q", format=".2f"), "seeds"],
+        strokeDash=alt.StrokeDash("in_flight:N", title="still training", legend=None,
+                                  scale=alt.Scale(domain=[False, True], range=[[1, 0], [6, 4]])),
+        tooltip=["T", "epoch", alt.Tooltip(f"{m}:Q", format=".2f"), "seeds", alt.Tooltip("in_flight:N", title="in flight")],
     ).properties(width=340, height=240, title=alt.Title(f"Accuracy vs epoch ({label(epochs)} epochs)",
-                                                        subtitle=f"thick: best T={best_t:g}"))
+                                                        subtitle=f"thick: best T={best_t:g}; dashed: still training"))
 
 
 def temperature_state(profile: alt.Chart, sample: alt.Chart, name: str, r: dict[str, Any]) -> alt.HConcatChart:

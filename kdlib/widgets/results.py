@@ -46,14 +46,16 @@ def _restrict(ctl: W.ValueWidget, options: list[Any], fallback: Any) -> None:
 class ResultsExplorer(render.Explorer):
     """Dropdowns over a results frame's spec columns; see ``results_explorer``."""
 
-    def __init__(self, frame: pd.DataFrame, history: pd.DataFrame | None, axes: Sequence[str], metric: str):
+    def __init__(self, frame: pd.DataFrame, history: pd.DataFrame | None, axes: Sequence[str], metric: str,
+                 in_flight: pd.DataFrame | None = None):
         self._frame, self._history, self._metric, self._busy = frame, history, metric, False
+        self._in_flight = in_flight if in_flight is not None else frame.iloc[:0]
         self.chart_data, self.epoch_data = pd.DataFrame(), pd.DataFrame()
         self.readouts: dict[str, Any] = {}
         self.selection: dict[str, Any] = {}
         self.best_temperature: float | None = None
         self._controls: dict[str, W.ValueWidget] = {col: _control(frame, col) for col in axes}
-        temps = ordered(frame["temperature"].map(float))
+        temps = ordered(pd.concat([frame["temperature"], self._in_flight["temperature"]]).map(float))
         self._temps = W.SelectMultiple(options=[(f"T={t:g}", t) for t in temps], value=tuple(temps),
                                        rows=min(5, len(temps)), layout=W.Layout(width="120px"))
         self._temps.add_class("kdlib-history-temperatures")
@@ -139,13 +141,23 @@ class ResultsExplorer(render.Explorer):
         self.epoch_data = pd.DataFrame()
         if self._history is not None:
             picked = rows[(durations == chosen) & rows["temperature"].isin(list(self._temps.value))]
-            ep = analysis.epoch_curves(self._history, picked, m)
+            ep = analysis.epoch_curves(self._history, picked, m).assign(in_flight=False)
+            live = analysis.epoch_curves(self._history, self._live_rows(chosen), m).assign(in_flight=True)
+            ep = pd.concat([ep, live], ignore_index=True) if len(live) else ep
             self.epoch_data = ep.assign(best=ep["temperature"] == self.best_temperature,
                                         T=ep["temperature"].map(lambda t: f"T={t:g}"))
         if self._live:
             self._draw(readouts=self._readout_html())
         else:
             self._readout_box.value = self._readout_html()
+
+    def _live_rows(self, chosen: Any) -> pd.DataFrame:
+        """Runs still training under the current selection (drawn dashed, from their live history)."""
+        live = self._in_flight
+        for col, ctl in self._controls.items():
+            if col in live and len(live):
+                live = live[live[col].map(key) == chosen] if col == "epochs" else live[matches(live[col].map(key), ctl.value)]
+        return live[live["temperature"].isin(list(self._temps.value))] if len(live) else live
 
     def _draw(self, readouts: str | None = None) -> None:
         t_svg = render.svg(self._t_chart())
@@ -208,8 +220,8 @@ def results_explorer(frame: pd.DataFrame, history: pd.DataFrame | str | None = N
     if missing:
         raise ValueError(f"results frame lacks column(s) {missing}; pass distillation results "
                          f"(kdlib.tables.load_results(kind='distill')), columns given: {list(frame.columns)}")
-    rows = frame
-    rows = store.finished(rows, "distill")
+    in_flight = _in_flight(frame)
+    rows = store.finished(frame, "distill")
     rows = rows[pd.to_numeric(rows["temperature"], errors="coerce").notna()
                 & pd.to_numeric(rows[metric], errors="coerce").notna()]
     if rows.empty:
@@ -227,7 +239,7 @@ def results_explorer(frame: pd.DataFrame, history: pd.DataFrame | str | None = N
         if history != "store":
             raise ValueError(f"history={history!r}; pass 'store' (load it for these runs), a DataFrame "
                              "(kdlib.store.load_history()) or None (no epoch chart)")
-        history = store.load_history(root, run_ids=rows["run_id"].tolist() if "run_id" in rows else None)
+        history = store.load_history(root, run_ids=[*rows["run_id"], *in_flight["run_id"]] if "run_id" in rows else None)
     if history is not None:
         if not isinstance(history, pd.DataFrame):
             raise ValueError(f"history must be a DataFrame (kdlib.store.load_history()), got {type(history).__name__}")
@@ -235,4 +247,15 @@ def results_explorer(frame: pd.DataFrame, history: pd.DataFrame | str | None = N
         if missing or "run_id" not in rows:
             raise ValueError(f"history lacks column(s) {missing or ['run_id (in the results frame)']}; "
                              "pass kdlib.store.load_history(root) for the same store as the results")
-    return ResultsExplorer(rows, history, axes, metric)
+    return ResultsExplorer(rows, history, axes, metric, in_flight)
+
+
+def _in_flight(frame: pd.DataFrame) -> pd.DataFrame:
+    """Distillation runs still training (``in_flight``, from ``tables.load_results``) with a temperature."""
+    if "in_flight" not in frame or "run_id" not in frame:
+        return frame.iloc[:0]
+    live = frame[frame["in_flight"].fillna(False).astype(bool)]
+    if "kind" in live:
+        live = live[live["kind"] == "distill"]
+    live = live[pd.to_numeric(live["temperature"], errors="coerce").notna()]
+    return live.assign(temperature=live["temperature"].astype(float))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections import OrderedDict
+from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import altair as alt
@@ -16,8 +17,9 @@ import ipywidgets as W
 import numpy as np
 import pandas as pd
 
-from kdlib import plots, profiles
-from kdlib.widgets import charts, render
+from kdlib import paths, plots, profiles
+from kdlib.io import atomic_write_bytes
+from kdlib.widgets import charts, page, render
 from kdlib.widgets.teachers import Teacher, build_teachers, check_t
 
 STUDY_TEMPERATURES = (1, 2, 4, 10, 40)  # the mini preset's sweep (STUDY.md)
@@ -82,7 +84,7 @@ class TemperatureExplorer(render.Explorer):
                  temperature: float, sample: int, max_classes: int):
         self._teachers, self._name, self._max_classes = teachers, next(iter(teachers)), max_classes
         self._cache = _Recent(64)
-        self._exact, self._range = float(temperature), t_range
+        self._exact, self._range, self._preset_ts = float(temperature), t_range, tuple(temperatures)
         self.chart_data, self.sample_data, self.readouts = pd.DataFrame(), pd.DataFrame(), {}
         self.controls: dict[str, W.Widget] = _controls(list(teachers), temperature, t_range, temperatures)
         c = self.controls
@@ -228,6 +230,15 @@ class TemperatureExplorer(render.Explorer):
     def _static_chart(self) -> alt.TopLevelMixin:
         return charts.temperature_state(self._profile_chart(), charts.sample_chart(self.sample_data, self.readouts),
                                         self._name, self.readouts)
+
+    def save_static(self, name: str, folder: str | Path) -> list[Path]:
+        """``<folder>/<name>.png`` (this state) and ``<name>.html``: a page with its own slider, offline (``page``)."""
+        folder = Path(folder) if Path(folder).is_absolute() else paths.outputs_dir() / folder
+        png = folder / f"{name}.png"
+        atomic_write_bytes(png, plots.chart_bytes(self.static_chart(), "png"))
+        chart = page.temperature_page(self._current.logits, name=self._name, presets=self._preset_ts,
+                                      t_range=self._range, temperature=self.temperature)
+        return [png, page.save_page(chart, folder / f"{name}.html")]
 
     def _describe(self) -> str:
         r = self.readouts
