@@ -94,7 +94,12 @@ def write_notebook(root: Path, *, save: bool = False) -> Path:
                                      temperature=t, seed=seed, status="done", test_acc=acc))
                     history += [dict(run_id=run, epoch=e, test_acc=acc * (0.6 + 0.4 * e / epochs))
                                 for e in range(2, epochs + 1, 2)]
-    pd.DataFrame(rows).to_csv(root / "results.csv", index=False)
+    # one run still training (adamw, 40 epochs, T=4, seed 2): the epoch chart draws it dashed from its live history
+    rows.append(dict(rows[-1], run_id="live", optimizer="adamw", epochs=40, temperature=4.0, seed=2, status="running",
+                     test_acc=None, in_flight=True))
+    history += [dict(run_id="live", epoch=e, test_acc=50 + e / 2, in_flight=True) for e in range(2, 21, 2)]
+    pd.DataFrame(rows).assign(in_flight=lambda f: f["in_flight"].fillna(False).astype(bool)).to_csv(
+        root / "results.csv", index=False)
     pd.DataFrame(history).to_csv(root / "history.csv", index=False)
     path = root / "explorer.ipynb"
     nbformat.write(nb, path)
@@ -261,6 +266,9 @@ def test_temperature_explorer_in_jupyterlab(lab):
             results.scroll_into_view_if_needed()
             assert readout(page, "best_temperature") == "T=40"
             results.screenshot(path=str(screenshots / "results_explorer_before.png"))
+            epoch_chart = page.inner_html(".kdlib-accuracy-vs-epoch")
+            assert "stroke-dasharray" in epoch_chart and "still training" in epoch_chart  # the run in flight
+            page.locator(".kdlib-accuracy-vs-epoch").screenshot(path=str(screenshots / "results_explorer_in_flight.png"))
             page.click(".kdlib-axis-optimizer button:has-text('sgd')")
             page.wait_for_function("() => document.querySelector(\".kdlib-readouts [data-key='best_temperature']\")"
                                    "?.textContent === 'T=1' && document.querySelector('.kdlib-accuracy-vs-temperature')"
