@@ -18,7 +18,6 @@ import numpy as np
 import pandas as pd
 
 from kdlib import paths, plots, profiles
-from kdlib.io import atomic_write_bytes
 from kdlib.widgets import charts, page, render
 from kdlib.widgets.teachers import Teacher, build_teachers, check_t
 
@@ -233,12 +232,12 @@ class TemperatureExplorer(render.Explorer):
 
     def save_static(self, name: str, folder: str | Path) -> list[Path]:
         """``<folder>/<name>.png`` (this state) and ``<name>.html``: a page with its own slider, offline (``page``)."""
+        saved = [Path(p) for p in plots.save(self.static_chart(), name, folder) or ()]  # PNG (+ static HTML)
         folder = Path(folder) if Path(folder).is_absolute() else paths.outputs_dir() / folder
-        png = folder / f"{name}.png"
-        atomic_write_bytes(png, plots.chart_bytes(self.static_chart(), "png"))
         chart = page.temperature_page(self._current.logits, name=self._name, presets=self._preset_ts,
                                       t_range=self._range, temperature=self.temperature)
-        return [png, page.save_page(chart, folder / f"{name}.html")]
+        html = page.save_page(chart, folder / f"{name}.html")  # the static HTML's place: the live page
+        return [p for p in saved if p.suffix != ".html"] + [html]
 
     def _describe(self) -> str:
         r = self.readouts
