@@ -155,6 +155,6 @@ def dataset_granularity(results: pd.DataFrame, tolerance: float) -> Report:
                   lines)
 
 
-def teacher_table(teachers: pd.DataFrame) -> pd.DataFrame:
+def teacher_overview(teachers: pd.DataFrame) -> pd.DataFrame:
     """The teachers' rows as notebook 00 shows them: origin, architecture, epochs, accuracy, entropies."""
     return teachers[[c for c in TEACHER_COLUMNS if c in teachers]]
