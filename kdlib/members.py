@@ -105,3 +105,10 @@ def scaler(device: torch.device):
 
 def compiled_forward(model: nn.Module, on: bool) -> Callable | None:
     return torch.compile(model) if on else None
+
+
+def teacher_forward(teacher: nn.Module, on: bool) -> Callable:
+    """The teacher's forward, compiled when asked. (Never ``compiled or teacher``: a compiled
+    module's truth value calls ``len()``, which a classifier does not have.)"""
+    compiled = compiled_forward(teacher, on)
+    return teacher if compiled is None else compiled

@@ -19,6 +19,7 @@ the training since the last one, less often when epochs are tiny and writes are 
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import time
 from typing import Any, Callable
@@ -31,7 +32,8 @@ from tqdm.auto import tqdm
 
 from kdlib import data, history, logit_cache, losses, metrics, models, specs
 from kdlib.device import pick as pick_device  # loud: CUDA asked for but unusable is an error
-from kdlib.members import Member, compiled_forward, make_optimizer, prepare_model, scaler, to_input
+from kdlib.members import (Member, compiled_forward, make_optimizer, prepare_model, scaler, teacher_forward,
+                            to_input)
 from kdlib.members import mixer as _mixer  # module names the benchmark times (train._mixer)
 from kdlib.members import one_hot as _one_hot
 from kdlib.numerics import autocast, compile_enabled, record
@@ -39,6 +41,27 @@ from kdlib.store import RunDir
 
 # A checkpoint is written when its last write took at most this share of the training time since.
 CHECKPOINT_BUDGET = 0.05
+
+
+def checkpoint_budget() -> float:
+    """``KDLIB_CHECKPOINT_BUDGET`` (``inf``: every epoch; ``0``: the first epoch's, then none before the end) or the
+    default: a share of training time, so tiny epochs do not spend their time on fsync'ed writes."""
+    text = os.environ.get("KDLIB_CHECKPOINT_BUDGET", "").strip()
+    if not text:
+        return CHECKPOINT_BUDGET
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value >= 0:
+        raise ValueError(f"KDLIB_CHECKPOINT_BUDGET={text!r}: must be a number >= 0 (a share of training time, "
+                         f"e.g. 0.05), or inf for a checkpoint every epoch")
+    return value
+
+
+def checkpoint_due(save_cost: float, since_save: float, budget: float) -> bool:
+    """Write now? When the last write cost at most ``budget`` x the training time since it."""
+    return save_cost <= budget * since_save if budget != float("inf") else True
 
 
 def seed_epoch(seed: int, epoch: int) -> None:
@@ -206,6 +229,7 @@ def _train_epoch(s: _Stream, now: list[Member], epoch: int, bar) -> int:
 def _end_epoch(s: _Stream, now: list[Member], epoch: int, steps: int, seconds: float, keep_last: bool) -> None:
     """Evaluate the members due (one pass over the test set), record the epoch, checkpoint on budget."""
     due = [m for m in now if epoch + 1 == m.epochs or (epoch + 1) % s.eval_every == 0]
+    budget = checkpoint_budget()
     accs: dict[int, float] = {}
     vals: dict[int, float] = {}
     if due:
@@ -225,7 +249,7 @@ def _end_epoch(s: _Stream, now: list[Member], epoch: int, steps: int, seconds: f
         history.append(m.run.path, record)  # live: readers see the epoch now (store.load_history)
         m.since_save += seconds
         last = epoch + 1 == m.epochs
-        if (last and keep_last) or (not last and m.save_cost <= CHECKPOINT_BUDGET * m.since_save):
+        if (last and keep_last) or (not last and checkpoint_due(m.save_cost, m.since_save, budget)):
             started = time.perf_counter()
             m.run.save_checkpoint(m.state(epoch + 1), epoch + 1)
             m.save_cost, m.since_save = time.perf_counter() - started, 0.0
@@ -364,7 +388,7 @@ def distill_pass(group: list[specs.Distill], runs: list[RunDir], teacher: nn.Mod
         m.model = m.forward = m.optimizer = None  # free its memory while the pass goes on
 
     cache = logit_cache.for_teacher(spec0, runs[0].path.parent, device, compiled, use_cache)
-    train_pass(members, spec0, teacher=compiled_forward(teacher, compiled) or teacher, device=device, progress=progress,
+    train_pass(members, spec0, teacher=teacher_forward(teacher, compiled), device=device, progress=progress,
                on_leave=leave, cache=cache)
     for m in members:
         if m.run.id not in results:  # no epoch to train (epochs=0, or resumed at its end)

@@ -41,6 +41,13 @@ def one_thread():
     torch.set_num_threads(old)
 
 
+@pytest.fixture(autouse=True)
+def every_epoch_checkpoints(monkeypatch):
+    """These tests name the checkpoint a fault hits (ckpt-2.pt): the cost budget, which depends on how
+    busy the machine is, would otherwise decide whether that file is written at all (also in child processes)."""
+    monkeypatch.setenv("KDLIB_CHECKPOINT_BUDGET", "inf")
+
+
 @pytest.fixture(scope="module")
 def teacher_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("teacher")

@@ -1,0 +1,27 @@
+"""Checkpoints on a cost budget: when a write is due, and the switch that sets the budget."""
+import math
+
+import pytest
+
+from kdlib import train
+
+
+def test_a_checkpoint_is_due_when_its_last_write_cost_at_most_the_budget_share_of_training_since():
+    assert train.checkpoint_due(0.0, 0.0, 0.05)          # no write yet: the first one is free
+    assert train.checkpoint_due(0.5, 10.0, 0.05)         # 0.5 s <= 5 % of 10 s
+    assert not train.checkpoint_due(0.6, 10.0, 0.05)     # 0.6 s > 0.5 s
+    assert train.checkpoint_due(100.0, 0.0, math.inf)    # inf: every epoch, whatever it costs
+    assert not train.checkpoint_due(0.1, 1e6, 0.0)       # 0: after the first, none
+
+
+@pytest.mark.parametrize("text, value", [("", 0.05), ("0", 0.0), ("0.2", 0.2), ("inf", math.inf), (" 1 ", 1.0)])
+def test_the_budget_comes_from_KDLIB_CHECKPOINT_BUDGET(monkeypatch, text, value):
+    monkeypatch.setenv("KDLIB_CHECKPOINT_BUDGET", text)
+    assert train.checkpoint_budget() == value
+
+
+@pytest.mark.parametrize("text", ["-1", "often", "nan"])
+def test_a_bad_budget_is_refused_naming_the_variable(monkeypatch, text):
+    monkeypatch.setenv("KDLIB_CHECKPOINT_BUDGET", text)
+    with pytest.raises(ValueError, match="KDLIB_CHECKPOINT_BUDGET"):
+        train.checkpoint_budget()

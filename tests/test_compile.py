@@ -1,0 +1,23 @@
+"""The compiled path picks its forwards without asking a compiled module for its truth value."""
+import torch
+from torch import nn
+
+from kdlib import members
+
+
+class Classifier(nn.Module):  # like kdlib's: a module without __len__
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+def test_a_compiled_teacher_forward_wraps_the_teacher_and_an_eager_one_is_the_teacher_itself():
+    teacher = Classifier()
+    assert members.teacher_forward(teacher, False) is teacher
+    compiled = members.teacher_forward(teacher, True)  # torch.compile wraps lazily: nothing compiles here
+    assert compiled is not teacher and compiled._orig_mod is teacher
+    x = torch.randn(2, 4)
+    assert torch.equal(members.teacher_forward(teacher, False)(x), teacher(x))
