@@ -295,8 +295,10 @@ def table(records: list[dict[str, Any]], profile: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def summarize(records: list[dict[str, Any]], args) -> dict[str, Any]:
-    """The issue-12 figures: shared-pass efficiency, notebook 02's grid both ways, overheads, compiling."""
+def summarize(records: list[dict[str, Any]], args, save: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """The issue-12 figures: shared-pass efficiency, notebook 02's grid both ways, overheads, compiling.
+
+    ``save`` gets the summary after each part, so a long grid is not lost to a later failure."""
     import os
 
     from kdlib import bench_grid
@@ -317,6 +319,7 @@ def summarize(records: list[dict[str, Any]], args) -> dict[str, Any]:
                     "epoch_evaluation_fraction": new.get("evaluation_s", 0.0) / new[key],
                     "epoch_checkpoint_fraction": new.get("checkpoint_s", 0.0) / new[key],
                     "today_overhead_fraction": 1 - today["train_steps_s"] / today[key], "grid02": g})
+        save(out)
     if args.compile:
         teacher = models.create(args.teacher, data.dataset_info(args.dataset).num_classes)
         c = bench_grid.compile_speedup(_specs(1, args), teacher)
@@ -369,16 +372,17 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     old_threads = torch.get_num_threads()
     try:
         records, profile = run(args)
-        summary = summarize(records, args) if args.summary else None
+        out = args.out or paths.outputs_dir() / "bench"
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out / "sweep.json", records)
+        atomic_write_json(out / "profile.json", profile)
+        print(table(records, profile), flush=True)
+        summary = summarize(records, args, lambda part: atomic_write_json(out / "summary.json", part)) \
+            if args.summary else None
     finally:
         torch.set_num_threads(old_threads)
-    out = args.out or paths.outputs_dir() / "bench"
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "sweep.json", records)
-    atomic_write_json(out / "profile.json", profile)
-    print(table(records, profile))
     if summary is not None:
-        store.atomic_write_json(out / "summary.json", summary)
+        atomic_write_json(out / "summary.json", summary)
         print(summary_table(summary))
     print(f"wrote {out / 'sweep.json'}")
     return records
