@@ -40,6 +40,10 @@ class Member:
     save_cost: float = 0.0                  # seconds its last checkpoint took (0: none yet)
     since_save: float = 0.0                 # training seconds since then
 
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The training forward: compiled when it was (never ``forward or model``: see ``teacher_forward``)."""
+        return (self.model if self.forward is None else self.forward)(x)
+
     def state(self, epoch: int) -> dict[str, Any]:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(),

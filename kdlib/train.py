@@ -171,7 +171,7 @@ def _step(s: _Stream, m: Member, x: torch.Tensor, soft: torch.Tensor, hard: torc
     """One optimizer step of one member on the shared batch."""
     with _own_rng(m, s.device):
         with autocast(s.device):
-            logits = (m.forward or m.model)(x)
+            logits = m.logits(x)
         if m.objective is not None:
             loss = m.objective(logits.float(), t_logits, hard)
         else:
