@@ -294,7 +294,7 @@ def method_rows(frame: pd.DataFrame) -> pd.DataFrame:
     """Paper Fig. 1's rows: ``KD T=<t>`` for vanilla KD, the method (variant) for the others, mean over seeds."""
     frame = store.finished(frame)
     frame = frame.assign(
-        label=[f"KD T={t:g}" if m == "kd" else (v if t != t else f"{v} T={t:g}")
+        label=[f"KD T={t:g}" if m == "kd" else (v if pd.isna(t) else f"{v} T={t:g}")
                for m, v, t in zip(frame["method"], frame["variant"], frame["temperature"])],
         family=["vanilla KD" if m == "kd" else "other method" for m in frame["method"]],
         pair=pair_labels(frame))

@@ -141,4 +141,16 @@ def load_results(root: str | Path | None = None, kind: str = "distill", run_ids:
         for column, key in (("teacher_acc", "test_acc"), ("teacher_h_all", "train_h_all"),
                             ("teacher_h_minus_max", "train_h_minus_max")):
             frame[column] = [teachers[t].get(key) if d else None for t, d in zip(frame["teacher_id"], is_distill)]
-    return provenance.complete(frame.copy())
+    return provenance.complete(_numbers_as_floats(frame.copy()))
+
+
+def _numbers_as_floats(frame):
+    """Object columns that hold only numbers and None become float columns with NaN, as the folder rows
+    give them, however the rows were assembled (index, folders, a teacher lookup): ``t:g`` needs a number."""
+    import pandas as pd
+
+    for column in frame.columns[frame.dtypes == object]:
+        values = frame[column].dropna()
+        if len(values) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            frame[column] = pd.to_numeric(frame[column].astype(object).where(frame[column].notna(), float("nan")))
+    return frame

@@ -137,3 +137,24 @@ def test_rows_for_given_run_ids_read_no_other_folder_and_keep_the_rest_indexed(r
     assert set(opened) <= set(ids[:2]) and list(some["run_id"]) == ids[:2]
     full = tables.load_results(root)
     assert summary(full) == expected(root)
+
+
+def test_a_method_without_temperature_read_beside_indexed_kd_runs_gives_float_temperatures(tmp_path):
+    """Indexed KD rows (float T) concatenated with a fresh method row (T None) must not turn T into objects."""
+    t = store.RunDir(TEACHER, tmp_path)
+    t.declare()
+    t.finish({"test_acc": 91.0, "train_h_all": 0.2, "train_h_minus_max": 0.5, "history": []})
+
+    def finish(spec):
+        r = store.RunDir(spec, tmp_path)
+        r.declare()
+        r.finish({"test_acc": 70.0, "history": []})
+
+    finish(specs.distill(TEACHER, "resnet18", temperature=4.0, epochs=3))
+    tables.load_results(tmp_path)  # the KD run goes into the index
+    finish(specs.distill(TEACHER, "resnet18", temperature=None, method="dist", epochs=3))
+    for reading in ("index + folder", "index"):
+        frame = tables.load_results(tmp_path)
+        assert pd.api.types.is_float_dtype(frame["temperature"]), (reading, frame["temperature"].tolist())
+        assert sorted(frame["temperature"].fillna(-1).tolist()) == [-1.0, 4.0], reading
+        assert pd.api.types.is_float_dtype(frame["teacher_acc"]) and (frame["teacher_acc"] == 91.0).all()
