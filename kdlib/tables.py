@@ -152,5 +152,5 @@ def _numbers_as_floats(frame):
     for column in frame.columns[frame.dtypes == object]:
         values = frame[column].dropna()
         if len(values) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-            frame[column] = pd.to_numeric(frame[column].astype(object).where(frame[column].notna(), float("nan")))
+            frame[column] = pd.to_numeric(frame[column])  # None -> NaN
     return frame
