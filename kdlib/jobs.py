@@ -64,14 +64,16 @@ def load_model(spec: specs.Supervised, root: str | Path | None = None, *, device
 
 
 def teacher_logits(teacher: specs.Supervised, split: str = "train", root: str | Path | None = None, *,
-                   seed: int = 0, device=None, progress: bool = True,
+                   seed: int | None = None, device=None, progress: bool = True,
                    train_missing: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """The teacher's logits and the labels on the plain (un-augmented) ``split`` of its dataset.
 
     Computed once (the teacher trained first if missing) and cached in the teacher's run
     folder as ``logits-<split>-seed<seed>.pt``, so every notebook, explorer and advisor
     call reads the same tensors. ``seed`` picks the mini world the split is drawn from
-    (``data.build_dataset(..., seed=seed)``; the paper's datasets ignore it).
+    (``data.build_dataset(..., seed=seed)``; the paper's datasets ignore it); None, the
+    default, is the world the teacher trained on (its preset's ``data_seed``), never the
+    teacher's run seed.
     ``train_missing=False``: a teacher not in the store is a ValueError, so a notebook whose
     executor trains elsewhere (submitit, Slurm) never trains in its own process.
     """
@@ -79,6 +81,8 @@ def teacher_logits(teacher: specs.Supervised, split: str = "train", root: str | 
         raise ValueError(f"teacher={teacher!r} must be a Supervised spec (kdlib.specs.teacher(...))")
     if split not in data.SPLITS:
         raise ValueError(f"split={split!r}; choose one of {list(data.SPLITS)}")
+    if seed is None:
+        seed = specs.preset(teacher.preset).data_seed
     run = RunDir(teacher, root)
     file = run.path / f"logits-{split}-seed{seed}.pt"
     if run.done:

@@ -61,7 +61,7 @@ def check(spec_list: Iterable[specs.Spec], root: Path) -> None:
             if s.dataset.startswith("imagefolder:") and key not in seen:
                 seen.add(key)
                 check_folder(s)
-            elif s.dataset in data.MINI_SETS and "fashion-mnist" not in seen:
+            elif data.mini_set(s.dataset) is not None and "fashion-mnist" not in seen:
                 seen.add("fashion-mnist")
                 data.fashion_mnist_root()  # finds the four IDX files, checks their sizes (and gzip) once
         if isinstance(spec, specs.Distill) and specs.run_id(spec.teacher) not in seen:

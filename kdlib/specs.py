@@ -233,10 +233,11 @@ def trained(arch: str, dataset: str, *, init: str = "finetuned", preset_name: st
     from kdlib import data
     data.check_name(dataset, preset_name)
     if epochs is None:
-        if dataset not in p.finetune_epochs and not dataset.startswith("imagefolder:"):
+        family = data.base_dataset(dataset)  # a larger draw of a mini set trains as long as the set
+        if family not in p.finetune_epochs and not dataset.startswith("imagefolder:"):
             raise ValueError(f"no default finetune epochs for dataset {dataset!r} in preset {preset_name!r}; "
                              f"pass epochs=..., known: {sorted(p.finetune_epochs)}")
-        epochs = p.finetune_epochs.get(dataset, 20)
+        epochs = p.finetune_epochs.get(family, 20)
     start = "random" if init == "target" else pretrained(arch, preset_name=preset_name, corpus=corpus, tag=tag,
                                                          seed=seed, epochs=pretrain_epochs)
     lr = p.vit_lr if arch in VIT_ARCHS else p.cnn_lr
@@ -267,7 +268,8 @@ def distill(teacher: Supervised, student: str, temperature: float, *, student_in
         student_init = trained(student, dataset, init=student_init, preset_name=p.name, seed=teacher.seed,
                                pretrain_epochs=pretrain_epochs)
     if epochs is None:
-        epochs = p.distill_epochs.get(dataset, 30)
+        from kdlib import data
+        epochs = p.distill_epochs.get(data.base_dataset(dataset), 30)
     base = dict(teacher=teacher, student=student, dataset=dataset, temperature=temperature, epochs=epochs,
                 student_init=student_init, lr=p.distill_lr, weight_decay=p.weight_decay, batch_size=p.batch_size,
                 preset=p.name, seed=teacher.seed)

@@ -95,18 +95,25 @@ IMAGENET_OVERLAP = {"pets": 1.0, "cifar100": 1.0, "tiny-imagenet": 1.0, "imagene
                     "cars": 0.0, "finer-birds": 0.0}
 
 
+def _base(dataset: str) -> str:
+    from kdlib import data as kdata
+    return kdata.base_dataset(dataset) if isinstance(dataset, str) else dataset
+
+
 def _mini_overlap(dataset: str, pretrain_corpus: str) -> float:
     from kdlib import data as kdata
 
     corpus_coarse = pretrain_corpus.endswith("coarse")
     f2c = kdata.FINE_TO_COARSE
-    if dataset == "fmnist-coarse":
+    target = kdata.mini_set(dataset)
+    if target.labels == "coarse":
         targets = list(kdata.COARSE_CLASSES)
         cmap = {c: ([c] if corpus_coarse else [kdata.FASHION_CLASSES[i] for i, k in enumerate(f2c) if k == j])
                 for j, c in enumerate(targets)}
-    else:
-        targets = list(kdata.FASHION_CLASSES)
-        cmap = {f: (kdata.COARSE_CLASSES[f2c[i]] if corpus_coarse else f) for i, f in enumerate(targets)}
+    else:  # fine labels: all ten, or the five tops
+        targets = [kdata.FASHION_CLASSES[i] for i in target.fine_classes]
+        cmap = {kdata.FASHION_CLASSES[i]: (kdata.COARSE_CLASSES[f2c[i]] if corpus_coarse else kdata.FASHION_CLASSES[i])
+                for i in target.fine_classes}
     return class_overlap(targets, class_map=cmap).share
 
 
@@ -120,7 +127,8 @@ def known_overlap(dataset: str, pretrain_corpus: Any, preset: str | None = None)
     """
     if not isinstance(pretrain_corpus, str) or pretrain_corpus == "random":
         return None
-    if pretrain_corpus in ("fmnist-general", "fmnist-general-coarse") and dataset in ("fmnist-fine", "fmnist-coarse"):
+    if pretrain_corpus in ("fmnist-general", "fmnist-general-coarse") and _base(dataset) in (
+            "fmnist-fine", "fmnist-coarse", "fmnist-tops"):
         return _mini_overlap(dataset, pretrain_corpus)
     tag = pretrain_corpus.lower()
     if tag.startswith(("hub", "file:")) and not any(s in tag for s in ("clip", "laion", "openai", "siglip")):
@@ -136,8 +144,9 @@ def baseline_epochs(dataset: str | None, preset: str | None = None, num_samples:
     """
     if dataset is not None:
         p = specs.PRESETS.get(_preset_of(dataset, preset))
-        if p is not None and dataset in p.distill_epochs:
-            return p.distill_epochs[dataset]
+        family = _base(dataset)
+        if p is not None and family in p.distill_epochs:
+            return p.distill_epochs[family]
     if num_samples is not None:
         return 300 if num_samples < 10_000 else 100
     return 100

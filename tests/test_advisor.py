@@ -142,6 +142,10 @@ def test_class_overlap_counts_only_classes_the_pretraining_separated():
     assert known_overlap("fmnist-fine", "fmnist-general") == 1.0
     assert known_overlap("fmnist-fine", "fmnist-general-coarse") == pytest.approx(0.2)
     assert known_overlap("fmnist-coarse", "fmnist-general") == 1.0
+    # the tops: inside a fine pretraining (Pets in ImageNet), never separated by a coarse one (Cars)
+    assert known_overlap("fmnist-tops", "fmnist-general") == 1.0
+    assert known_overlap("fmnist-tops", "fmnist-general-coarse") == 0.0
+    assert known_overlap("fmnist-fine-300", "fmnist-general-coarse") == pytest.approx(0.2)  # a larger draw, same classes
     assert known_overlap("cars", "hub", "paper") == 0.0 and known_overlap("pets", "hub", "paper") == 1.0
 
 

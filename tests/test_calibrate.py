@@ -45,6 +45,11 @@ def test_measurements_change_only_their_axis(calib):
     assert (plain.epochs, plain.label_smoothing, plain.mixup) == (3, 0.0, False)
     steps = calib.build(by_name(calib, "100 ep x batch 64"), 0, [1])["sgd"][0]
     assert (steps.epochs, steps.batch_size, steps.optimizer) == (100, 64, "sgd")
+    tops = calib.build(by_name(calib, "tops the coarse pretraining never separated"), 0, [1])
+    assert tops["teacher"].dataset == tops["sgd"][0].dataset == "fmnist-tops"
+    assert tops["teacher"].init.dataset == "fmnist-general-coarse"
+    big = calib.row(by_name(calib, "500 images per class"), pd.DataFrame(columns=["run_id", "status"]), [0], [1])
+    assert big["steps"] == str(30 * (5000 // 128))  # the steps follow the target set's size
     patient = calib.build(by_name(calib, "patient"), 0, [1])["adamw"][0]
     assert patient.preset == "patient" and patient.epochs * (1000 // patient.batch_size) >= 1000
 

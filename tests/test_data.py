@@ -1,6 +1,7 @@
 """kdlib.data: the mini world on real Fashion-MNIST, the paper loaders on small files written here."""
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import os
 import pickle
@@ -180,14 +181,62 @@ def test_mini_datasets_labels_shapes_and_padding(fm_root):
     assert y == int(official.targets[int(s.fewshot[5])])
     x[:] = 7  # items are copies: the cached world stays intact
     assert torch.equal(fine[5][0][0, 2:30, 2:30], official.data[int(s.fewshot[5])])
+    _, test_labels = mini._fashion_arrays(str(fm_root), False)
     for name in data.dataset_names("mini"):
         test = data.build_dataset(name, "test")
-        assert len(test) == 5000 and torch.equal(test.indices, s.test) and test.transform is None
+        expected = s.test[torch.isin(test_labels[s.test], torch.tensor([0, 2, 3, 4, 6]))] if name == "fmnist-tops" else s.test
+        assert torch.equal(test.indices, expected) and test.transform is None
         info = data.dataset_info(name)
         assert (info.num_classes, info.in_chans, info.image_size) == (len(test.classes), 1, 32)
         assert info.fine == ("coarse" not in name)
         assert int(test.labels.max()) == info.num_classes - 1
     assert len(general) == 30000 and len(fine) == 1000
+
+
+TOPS_NAMES = ("T-shirt/top", "Pullover", "Dress", "Coat", "Shirt")
+
+
+def test_tops_target_holds_the_five_tops_relabelled_in_order(fm_root):
+    official = torchvision.datasets.FashionMNIST(str(fm_root), train=True, download=False)
+    fine = data.build_dataset("fmnist-fine", "train", train_transform=False)
+    tops = data.build_dataset("fmnist-tops", "train", train_transform=False)
+    wanted = [official.classes.index(c) for c in TOPS_NAMES]
+    keep = [i for i, y in zip(fine.indices.tolist(), fine.labels.tolist()) if y in wanted]
+    assert tops.indices.tolist() == keep and len(tops) == 500 == data.train_size("fmnist-tops")
+    assert tops.labels.tolist() == [wanted.index(int(official.targets[i])) for i in keep]
+    assert tops.classes == TOPS_NAMES and data.dataset_info("fmnist-tops").num_classes == 5
+    test = data.build_dataset("fmnist-tops", "test", preset="patient")
+    assert len(test) == 5000 and sorted(set(test.labels.tolist())) == [0, 1, 2, 3, 4]
+
+
+def test_a_sized_target_draws_more_images_per_class_from_the_same_pool(fm_root):
+    s = data.mini_split()
+    big = data.build_dataset("fmnist-fine-300", "train", train_transform=False)
+    small = data.build_dataset("fmnist-fine", "train", train_transform=False)
+    assert torch.bincount(big.labels, minlength=10).tolist() == [300] * 10
+    assert set(small.indices.tolist()) < set(big.indices.tolist())
+    assert not set(big.indices.tolist()) & set(s.general.tolist())   # never seen by the pretraining
+    assert data.train_size("fmnist-fine-300") == len(big) == 3000
+    assert len(data.build_dataset("fmnist-tops-40", "train")) == 200 == data.train_size("fmnist-tops-40")
+    assert torch.equal(data.build_dataset("fmnist-coarse-300", "test").indices, s.test)
+
+
+@pytest.mark.parametrize("name", ["fmnist-fine-100", "fmnist-general-300", "fmnist-fine-1", "fmnist-fine-03",
+                                  "fmnist-fine-9999", "fmnist-fine-", "fmnist-fine-x"])
+def test_sized_names_outside_the_grammar_are_refused_with_the_grammar(name):
+    with pytest.raises(ValueError, match="fmnist-fine-300"):
+        data.check_name(name, "mini")
+
+
+def test_a_presets_world_sets_the_test_set_and_the_data_seed(fm_root, monkeypatch):
+    from kdlib import presets
+    mini_test = data.build_dataset("fmnist-fine", "test")
+    patient_test = data.build_dataset("fmnist-fine", "test", preset="patient")
+    assert len(mini_test) == 5000 and patient_test.indices.tolist() == list(range(10000))
+    assert torch.equal(data.build_dataset("fmnist-fine", "train", preset="patient").indices,
+                       data.build_dataset("fmnist-fine", "train").indices)  # one draw for both scales
+    monkeypatch.setitem(presets.PRESETS, "mini", dataclasses.replace(presets.PRESETS["mini"], data_seed=3))
+    assert torch.equal(data.build_dataset("fmnist-fine", "train").indices, data.mini_split(data.MiniWorld(seed=3)).fewshot)
 
 
 @pytest.mark.slow

@@ -1,4 +1,5 @@
 """kdlib.jobs: a job's body, and the teacher logits every later reader shares."""
+import dataclasses
 import os
 
 import pytest
@@ -38,6 +39,25 @@ def test_the_test_split_and_another_world_have_their_own_cache(root):
     path = store.RunDir(TEACHER, root).path
     assert (path / "logits-test-seed0.pt").is_file() and (path / "logits-train-seed1.pt").is_file()
     assert not torch.equal(other, jobs.teacher_logits(TEACHER, root=root, progress=False)[0])
+
+
+@pytest.mark.training
+def test_a_later_seeds_teacher_is_read_on_the_images_it_trained_on():
+    # Run seeds change initialization and batch order; every seed trains on the preset's one world
+    # (data_seed). Reading a seed-1 teacher on world 1 would score it on images it never saw.
+    from kdlib import paths
+    from kdlib.advisor import advice  # the advisor reads a teacher spec from the default store
+    teacher = dataclasses.replace(TEACHER, seed=1)
+    root = paths.store_dir()
+    jobs.materialize(teacher, root, progress=False)
+    trained_on = train._dataset(teacher, "train", train_transform=False)
+    expected, expected_labels = train.predict(jobs.load_model(teacher, root, progress=False), trained_on)
+    logits, labels = jobs.teacher_logits(teacher, root=root, progress=False)
+    assert torch.equal(logits, expected) and torch.equal(labels, expected_labels)
+    assert (store.RunDir(teacher, root).path / "logits-train-seed0.pt").is_file()
+    (advised, advised_labels), _ = advice._spec_teacher(teacher, None, None, False)
+    assert torch.equal(advised, expected) and torch.equal(advised_labels, expected_labels)
+    assert not torch.equal(trained_on.indices, data.build_dataset("fmnist-fine", "train", seed=1).indices)
 
 
 @pytest.mark.training

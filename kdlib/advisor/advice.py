@@ -230,7 +230,7 @@ def _spec_teacher(spec: specs.Supervised, data: Any, device: Any, progress: bool
     from kdlib import jobs  # what one job does lives in the orchestration layer
 
     if data is None:
-        return jobs.teacher_logits(spec, seed=spec.seed, device=device, progress=progress), None
+        return jobs.teacher_logits(spec, device=device, progress=progress), None
     return jobs.load_model(spec, device=device, progress=progress), data
 
 

@@ -20,7 +20,8 @@ and the mini world), ``paper`` (the paper's sets, image folders), ``transforms``
 from kdlib.data.base import PRESETS, SPLITS, DatasetInfo, KDDataset, _mix  # noqa: F401 - logit_cache keys streams with it
 from kdlib.data.loaders import EpochSampler, make_loader, reseed
 from kdlib.data.mini import (COARSE_CLASSES, DEBIAN_FASHION_MNIST, FASHION_CLASSES, FINE_TO_COARSE, MINI_SETS,
-                             MINI_WORLD, MiniDataset, MiniSplit, MiniWorld, fashion_mnist_root, mini_split)
+                             MINI_WORLD, MiniDataset, MiniSet, MiniSplit, MiniWorld, base_dataset, fashion_mnist_root,
+                             mini_set, mini_split)
 from kdlib.data.paper import FileDataset, TinyImageNetVal
 from kdlib.data.split import DEFAULT_VAL_FRACTION, SPLIT_SEED, SubsetDataset, stratified_split
 from kdlib.data.registry import build_dataset, check_name, dataset_info, dataset_names, train_size
@@ -30,7 +31,7 @@ from kdlib.data.transforms import (MINI_RANDAUG, PAPER_RANDAUG, MiniAugment, ToM
 __all__ = [
     "PRESETS", "SPLITS", "DatasetInfo", "KDDataset", "EpochSampler", "make_loader", "reseed", "COARSE_CLASSES",
     "DEBIAN_FASHION_MNIST", "FASHION_CLASSES", "FINE_TO_COARSE", "MINI_SETS", "MINI_WORLD", "MiniDataset",
-    "MiniSplit", "MiniWorld", "fashion_mnist_root", "mini_split", "FileDataset", "TinyImageNetVal",
+    "MiniSet", "MiniSplit", "MiniWorld", "base_dataset", "fashion_mnist_root", "mini_set", "mini_split", "FileDataset", "TinyImageNetVal",
     "build_dataset", "check_name", "dataset_info", "dataset_names", "train_size", "MINI_RANDAUG", "PAPER_RANDAUG", "MiniAugment", "ToMode",
     "file_transform", "randaug_magnitude", "DEFAULT_VAL_FRACTION", "SPLIT_SEED", "SubsetDataset", "stratified_split",
 ]

@@ -35,12 +35,74 @@ _IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
               "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 _IDX_COUNTS = {"train": 60000, "t10k": 10000}
 
-MINI_SETS = {  # name -> (corpus or few-shot, coarse labels)
-    "fmnist-general": ("general", False),
-    "fmnist-general-coarse": ("general", True),
-    "fmnist-fine": ("fewshot", False),
-    "fmnist-coarse": ("fewshot", True),
+# The five tops (T-shirt/top, pullover, dress, coat, shirt): the classes a coarse pretraining
+# lumps into one, so a "tops" target is either inside the pretraining classes (fine corpus,
+# like Pets inside ImageNet) or fine classes it never separated (coarse corpus, like Cars).
+TOPS: tuple[int, ...] = tuple(k for k, c in enumerate(FINE_TO_COARSE) if c == 0)
+MAX_SHOTS = 2500   # the target pool holds about 3,000 images of each class at general_size=30000
+
+
+@dataclass(frozen=True)
+class MiniSet:
+    """What a mini-world set's name means: where its images come from, its labels, its size."""
+    source: str               # "general" (the pretraining corpus) or "fewshot" (drawn from the target pool)
+    labels: str               # "fine" (10 classes), "coarse" (4) or "tops" (the 5 tops, fine labels)
+    shots: int | None = None  # few-shot images per class (None: MiniWorld.shots)
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        if self.labels == "coarse":
+            return COARSE_CLASSES
+        return tuple(FASHION_CLASSES[k] for k in TOPS) if self.labels == "tops" else FASHION_CLASSES
+
+    @property
+    def fine_classes(self) -> tuple[int, ...]:
+        """The official classes whose images the set holds."""
+        return TOPS if self.labels == "tops" else tuple(range(len(FASHION_CLASSES)))
+
+    def relabel(self, y: torch.Tensor) -> torch.Tensor:
+        """Official labels of the set's images -> the set's labels."""
+        if self.labels == "coarse":
+            return torch.tensor(FINE_TO_COARSE, dtype=torch.int64)[y]
+        if self.labels == "tops":
+            table = torch.full((len(FASHION_CLASSES),), -1, dtype=torch.int64)
+            table[list(TOPS)] = torch.arange(len(TOPS))
+            return table[y]
+        return y
+
+
+MINI_SETS: dict[str, MiniSet] = {
+    "fmnist-general": MiniSet("general", "fine"),
+    "fmnist-general-coarse": MiniSet("general", "coarse"),
+    "fmnist-fine": MiniSet("fewshot", "fine"),
+    "fmnist-coarse": MiniSet("fewshot", "coarse"),
+    "fmnist-tops": MiniSet("fewshot", "tops"),
 }
+SIZED_NAMES = ("a few-shot set with its images per class appended, e.g. 'fmnist-fine-300' or 'fmnist-tops-500' "
+               f"(2..{MAX_SHOTS}; without it: 100 per class)")
+
+
+def base_dataset(name: str) -> str:
+    """The registered name a sized mini set is a larger draw of (``fmnist-fine-300`` -> ``fmnist-fine``): its
+    durations and traits are those of that set. Other names come back unchanged."""
+    ms = mini_set(name)
+    return name.rpartition("-")[0] if ms is not None and ms.shots is not None else name
+
+
+def mini_set(name: object) -> MiniSet | None:
+    """The set a mini-world name means (``fmnist-fine``, or ``fmnist-fine-300``: 300 images per class), or None."""
+    if not isinstance(name, str):
+        return None
+    if name in MINI_SETS:
+        return MINI_SETS[name]
+    base, _, tail = name.rpartition("-")
+    known = MINI_SETS.get(base)
+    if known is None or known.source != "fewshot" or not tail.isdigit() or tail != str(int(tail)):
+        return None
+    shots = int(tail)
+    if not 2 <= shots <= MAX_SHOTS or shots == MiniWorld.shots:  # the default size has one name only
+        return None
+    return dataclasses.replace(known, shots=shots)
 
 
 def _idx_files(folder: Path) -> dict[str, Path] | None:
@@ -265,22 +327,29 @@ class MiniDataset(KDDataset):
 
 def mini_info(name: str) -> DatasetInfo:
     """Classes and geometry of a mini-world set (no data needed)."""
-    coarse = MINI_SETS[name][1]
-    classes = COARSE_CLASSES if coarse else FASHION_CLASSES
-    return DatasetInfo(name, len(classes), classes, 1, 32, not coarse)
+    ms = mini_set(name)
+    return DatasetInfo(name, len(ms.classes), ms.classes, 1, 32, ms.labels != "coarse")
 
 
-def build_mini(name: str, split: str, train: bool, root: Any, seed: int) -> MiniDataset:
+def mini_train_size(name: str) -> int:
+    """Images in a mini set's train split, known without the data."""
+    ms = mini_set(name)
+    if ms.source == "general":
+        return MINI_WORLD.general_size
+    return (ms.shots or MINI_WORLD.shots) * len(ms.fine_classes)
+
+
+def build_mini(name: str, split: str, train: bool, root: Any, seed: int, test_size: int | None = None) -> MiniDataset:
+    """Set ``name``'s ``split`` in the mini world drawn with ``seed``; ``test_size`` None: the whole test split."""
     if not checks.is_int(seed):
         raise ValueError(f"seed={seed!r} must be an int")
     fm_root = str(fashion_mnist_root(root))
-    world = dataclasses.replace(MINI_WORLD, seed=seed)
+    ms = mini_set(name)
+    world = dataclasses.replace(MINI_WORLD, seed=seed, shots=ms.shots or MINI_WORLD.shots,
+                                test_size=_IDX_COUNTS["t10k"] if test_size is None else test_size)
     ids = _mini_split(world, fm_root)
     images, labels = _fashion_arrays(fm_root, split == "train")
-    which, coarse = MINI_SETS[name]
-    indices = (ids.general if which == "general" else ids.fewshot) if split == "train" else ids.test
-    y = labels[indices]
-    if coarse:
-        y = torch.tensor(FINE_TO_COARSE, dtype=torch.int64)[y]
-    return MiniDataset(images, indices, y, COARSE_CLASSES if coarse else FASHION_CLASSES,
-                       MiniAugment() if train else None)
+    indices = (ids.general if ms.source == "general" else ids.fewshot) if split == "train" else ids.test
+    if ms.labels == "tops":
+        indices = indices[torch.isin(labels[indices], torch.tensor(TOPS))]
+    return MiniDataset(images, indices, ms.relabel(labels[indices]), ms.classes, MiniAugment() if train else None)

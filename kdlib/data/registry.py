@@ -11,7 +11,7 @@ from typing import Any
 
 from kdlib import presets
 from kdlib.data.base import PRESETS, SPLITS, DatasetInfo, KDDataset
-from kdlib.data.mini import FASHION_CLASSES, MINI_SETS, MINI_WORLD, build_mini, mini_info
+from kdlib.data.mini import MINI_SETS, SIZED_NAMES, build_mini, mini_info, mini_set, mini_train_size
 from kdlib.data.paper import _FOLDER_LAYOUT, _IMAGEFOLDER, _PAPER, build_files, paper_info
 from kdlib.data.split import SPLIT_SEED, check_fraction, split_part
 from kdlib.data.transforms import MINI_RANDAUG, PAPER_RANDAUG
@@ -48,12 +48,18 @@ def _check_name(name: str, preset: str) -> None:
             raise ValueError("dataset 'imagefolder:' needs a path: 'imagefolder:/data/my_set' with "
                              f"{_FOLDER_LAYOUT} inside")
         return
-    if name in dataset_names(preset):
+    mini = _world(preset) == "mini"
+    if (mini_set(name) is not None) if mini else name in _PAPER:
         return
-    other = [p for p in PRESETS if p != preset and name in dataset_names(p)]
+    other = [p for p in PRESETS if p != preset and _known(name, p)]
     hint = f" ({name!r} belongs to preset {other[0]!r})" if other else ""
+    sized = f", {SIZED_NAMES}," if mini else ""
     raise ValueError(f"unknown dataset {name!r} for preset {preset!r}{hint}; choose one of "
-                     f"{dataset_names(preset)} or 'imagefolder:<path>' ({_FOLDER_LAYOUT})")
+                     f"{dataset_names(preset)}{sized} or 'imagefolder:<path>' ({_FOLDER_LAYOUT})")
+
+
+def _known(name: str, preset: str) -> bool:
+    return mini_set(name) is not None if _world(preset) == "mini" else name in _PAPER
 
 
 def check_name(name: Any, preset: str) -> None:
@@ -68,8 +74,8 @@ _PAPER_TRAIN_SIZES = {"pets": 3680, "cifar100": 50000, "cars": 8144, "tiny-image
 
 def train_size(name: str, preset: str = "mini") -> int | None:
     """Images in the train split, known without reading any data (None: only the data can tell)."""
-    if name in MINI_SETS:
-        return MINI_WORLD.general_size if MINI_SETS[name][0] == "general" else MINI_WORLD.shots * len(FASHION_CLASSES)
+    if mini_set(name) is not None:
+        return mini_train_size(name)
     return _PAPER_TRAIN_SIZES.get(name)
 
 
@@ -81,22 +87,25 @@ def _image_geometry(preset: str) -> tuple[int, int, str]:
 def dataset_info(name: str, preset: str = "mini") -> DatasetInfo:
     """Classes, channels and resolution of ``name``; works without the data for the registered paper sets."""
     _check_name(name, preset)
-    if name in MINI_SETS:
+    if mini_set(name) is not None:
         return mini_info(name)
     chans, size, _ = _image_geometry(preset)
     return paper_info(name, chans, size)
 
 
 def build_dataset(name: str, split: str, *, preset: str = "mini", train_transform: bool | None = None,
-                  root: str | os.PathLike | None = None, seed: int = 0, val_fraction: float = 0.0,
+                  root: str | os.PathLike | None = None, seed: int | None = None, val_fraction: float = 0.0,
                   split_seed: int = SPLIT_SEED) -> KDDataset:
     """Dataset ``name``'s ``split`` ("train" or "test") with the preset's augmentation.
 
     ``train_transform`` defaults to ``split == "train"``. For the mini world ``seed``
-    picks the world (``MiniWorld(seed=seed)``: corpus, few-shot draw and test subset),
-    so a pretraining run and the target runs built on it must share the seed for the
-    target images to stay unseen by the pretraining (``specs``' builders pass it along).
-    The paper datasets have fixed official splits and ignore ``seed``. ``root``
+    picks the world (``MiniWorld(seed=seed)``: corpus, few-shot draw and test subset);
+    None means the preset's ``data_seed``, the one every run of the preset trains on,
+    kept apart from the run seeds (which change initialization and batch order only,
+    as the paper's seeds do on its fixed datasets). A pretraining run and the target
+    runs built on it must see the same world for the target images to stay unseen by
+    the pretraining. The preset's ``test_images`` sets the mini test set (None: all
+    10,000). The paper datasets have fixed official splits and ignore both. ``root``
     overrides where the data is looked for: by default ``$KDLIB_DATA/<name>``, or
     ``<outputs>/cache/datasets/<name>`` when ``KDLIB_DATA`` is unset. A relative
     ``imagefolder:<path>`` is relative to the working directory.
@@ -116,8 +125,9 @@ def build_dataset(name: str, split: str, *, preset: str = "mini", train_transfor
                          f"{list(SPLITS)}")
     train = split == "train" if train_transform is None else bool(train_transform)
     source = "test" if split == "test" else "train"
-    if name in MINI_SETS:
-        whole = build_mini(name, source, train, root, seed)
+    if mini_set(name) is not None:
+        p = presets.preset(preset)
+        whole = build_mini(name, source, train, root, p.data_seed if seed is None else seed, p.test_images)
     else:
         _, size, mode = _image_geometry(preset)
         randaug = MINI_RANDAUG if _world(preset) == "mini" else PAPER_RANDAUG

@@ -35,7 +35,7 @@ def baseline_teacher_logits(frame: pd.DataFrame, preset_name: str, root: str | P
         spec = specs.from_dict(json.loads((run / "spec.json").read_text()))
         if not isinstance(spec.init, specs.Supervised) or spec.init.dataset != p.pretrain_corpus:
             continue
-        out[int(seed)] = jobs.teacher_logits(spec, root=root, seed=spec.seed, train_missing=False)[0]
+        out[int(seed)] = jobs.teacher_logits(spec, root=root, train_missing=False)[0]
     return out
 
 
