@@ -242,7 +242,8 @@ def trained(arch: str, dataset: str, *, init: str = "finetuned", preset_name: st
                                                          seed=seed, epochs=pretrain_epochs)
     lr = p.vit_lr if arch in VIT_ARCHS else p.cnn_lr
     kwargs = dict(arch=arch, dataset=dataset, epochs=epochs, init=start, lr=lr, weight_decay=p.weight_decay,
-                  batch_size=p.batch_size, label_smoothing=p.label_smoothing, seed=seed, preset=preset_name)
+                  batch_size=p.batch_size, label_smoothing=p.label_smoothing, seed=seed, preset=preset_name,
+                  val_fraction=p.val_fraction)
     kwargs.update(overrides)
     return Supervised(**kwargs)
 
@@ -272,7 +273,7 @@ def distill(teacher: Supervised, student: str, temperature: float, *, student_in
         epochs = p.distill_epochs.get(data.base_dataset(dataset), 30)
     base = dict(teacher=teacher, student=student, dataset=dataset, temperature=temperature, epochs=epochs,
                 student_init=student_init, lr=p.distill_lr, weight_decay=p.weight_decay, batch_size=p.batch_size,
-                preset=p.name, seed=teacher.seed)
+                preset=p.name, seed=teacher.seed, val_fraction=p.val_fraction)
     if kwargs.get("optimizer") == "sgd":
         base.update(lr=p.sgd_lr, weight_decay=p.sgd_weight_decay)
     base.update(kwargs)

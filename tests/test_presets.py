@@ -8,8 +8,8 @@ from kdlib import data, models, parameters, specs, tables
 MINI_IMAGES = 100 * 10  # the mini world's few-shot target set: 100 images of each of the 10 classes
 
 
-def steps(spec: specs.Distill) -> int:
-    return spec.epochs * (MINI_IMAGES // spec.batch_size)  # the loader drops the last partial batch
+def steps(spec: specs.Distill) -> int:  # the loader drops the last partial batch; validation is held out
+    return spec.epochs * ((MINI_IMAGES - round(MINI_IMAGES * spec.val_fraction)) // spec.batch_size)
 
 
 def test_patient_is_the_mini_world_with_the_same_datasets_models_and_corpora():

@@ -156,3 +156,13 @@ def test_a_spec_takes_only_its_methods_hyperparameters_and_ensure_refuses_bad_va
     with pytest.raises(ValueError, match="beta=-1.0 must be a finite number >= 0"):
         runs.ensure([bad], root=tmp_path / "store")
     assert not (tmp_path / "store").exists()
+
+
+def test_the_patient_preset_holds_a_validation_part_out_of_every_target_run_and_mini_keeps_the_papers_protocol():
+    t = specs.teacher("resnet50", "fmnist-fine", preset_name="patient")
+    d = specs.distill(t, "resnet18", 4, student_init="finetuned")
+    assert t.val_fraction == d.val_fraction == d.student_init.val_fraction == 0.1
+    assert t.init.val_fraction == 0.0   # the general pretraining is not a target set
+    m = specs.teacher("resnet50", "fmnist-fine")
+    assert m.val_fraction == specs.distill(m, "resnet18", 4).val_fraction == 0.0
+    assert specs.distill(t, "resnet18", 4, val_fraction=0.0).val_fraction == 0.0  # the user can ask otherwise
