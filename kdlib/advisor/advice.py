@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from kdlib import specs
+from kdlib import checks, specs
 from kdlib.advisor.calibration import T_MAX, T_MIN, Calibration, _nearest, current_calibration, hit_probability
 from kdlib.advisor.confidence import level as confidence_level
 from kdlib.advisor.diagnostics import Diagnostics, diagnose
@@ -30,8 +30,7 @@ def _check_setting(optimizer: Any, epochs: Any, batch_size: Any, teacher_origin:
         raise ValueError(f"optimizer={optimizer!r}; choose one of {specs.OPTIMIZERS} (the paper's two; "
                          "treat other adaptive optimizers as 'adamw')")
     for name, v in (("epochs", epochs), ("batch_size", batch_size)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{name}={v!r} must be a positive integer (the planned distillation {name})")
+        checks.check_int(name, v, hint=f" (the planned distillation {name})", numpy=True)
     if teacher_origin not in (None, "finetuned", "scratch"):
         raise ValueError(f"teacher_origin={teacher_origin!r}; choose 'finetuned' (general pretraining, then the "
                          "target set), 'scratch' (target set only) or None (unknown)")
