@@ -173,7 +173,7 @@ def dataset_granularity(*, preset, datasets, pretrain_corpora, teachers, student
     return Grid(tuple(runs), tuple(tea))
 
 
-def build(builder, namespace: dict) -> Grid:
+def from_notebook(builder, namespace: dict) -> Grid:
     """``builder(**parameters)`` with the keyword arguments it takes, read from a notebook's ``globals()``."""
     import inspect
 

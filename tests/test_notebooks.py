@@ -106,7 +106,7 @@ def test_notebooks_are_thin_one_check_one_grid_builder_no_pandas_analysis():
         assert "Findings scorecard" in heading and nb["cells"][-2]["cell_type"] == "markdown", path.name
         assert nb["cells"][-1]["cell_type"] == "code" and "findings.show(" in last, path.name  # its rows, last
         if not path.name.startswith("07"):
-            assert text.count("studies.build(studies.") == 1 and "runs.ensure(" in text, path.name
+            assert text.count("studies.from_notebook(studies.") == 1 and "runs.ensure(" in text, path.name
             assert 'results_explorer(' in text and 'history="store"' in text, path.name
             assert "train.predict" not in text and "load_model" not in text, path.name  # teachers via the store
 

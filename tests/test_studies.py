@@ -42,7 +42,7 @@ def test_the_training_configuration_grid_is_the_notebook_loop_it_replaced():
     kw = dict(preset="mini", datasets=["fmnist-fine"], teachers=["resnet50"], students=["resnet18"],
               temperatures=[1, 4, 40], seeds=[0, 1], optimizers=["adamw", "sgd"], batch_sizes=[32, 128],
               duration_fractions=[0.5, 1.0])
-    grid = studies.build(studies.training_configuration, {**kw, "unrelated": 1, "executor": "local"})
+    grid = studies.from_notebook(studies.training_configuration, {**kw, "unrelated": 1, "executor": "local"})
     assert [specs.run_id(s) for s in grid.runs] == [specs.run_id(s) for s in old_training_grid(**kw)]
     assert len(grid.runs) == 2 * 2 * 2 * 2 * 3 and len(set(grid.teachers)) == 2
     # one pass per data stream: optimizers, durations and temperatures ride together; seeds x batch sizes split

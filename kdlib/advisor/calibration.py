@@ -95,7 +95,7 @@ def _matrices(table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return X, y, w / w.mean()
 
 
-def curves(table) -> list[dict[str, Any]]:
+def setup_curves(table) -> list[dict[str, Any]]:
     """Each sweep's curve only (temperatures, accuracies, best): what regret needs, fast to build."""
     return [{"temperatures": t, "accuracies": a, "best_acc": b}
             for t, a, b in zip(table["temperatures"], table["accuracies"], table["best_acc"])]
@@ -110,7 +110,7 @@ def _solve(X: np.ndarray, y: np.ndarray, w: np.ndarray, lam: float) -> np.ndarra
 def _loo(table, X: np.ndarray, y: np.ndarray, w: np.ndarray, lam: float | None) -> tuple[float, float]:
     """Leave-one-out mean regret (pp) and weighted RMS residual (log2 T); lam None = the rules."""
     regrets, sq = [], []
-    rows = curves(table)
+    rows = setup_curves(table)
     for i in range(len(rows)):
         keep = np.arange(len(rows)) != i
         b = PRIOR if lam is None else _solve(X[keep], y[keep], w[keep], lam)
@@ -130,7 +130,7 @@ def loo_predictions(X: np.ndarray, y: np.ndarray, w: np.ndarray, lam: float | No
 def _hit_counts(table, X, y, w, lam) -> dict[str, int]:
     """Leave-one-out hits (T within HIT_PP of the best) per optimizer: what the stated confidence rests on."""
     out: dict[str, int] = {}
-    for r, opt, pred in zip(curves(table), table["optimizer"].astype(str), loo_predictions(X, y, w, lam)):
+    for r, opt, pred in zip(setup_curves(table), table["optimizer"].astype(str), loo_predictions(X, y, w, lam)):
         out[f"n_{opt}"] = out.get(f"n_{opt}", 0) + 1
         out[f"hits_{opt}"] = out.get(f"hits_{opt}", 0) + int(regret_at(r, pred) <= HIT_PP + 1e-9)
     return out

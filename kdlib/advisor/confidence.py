@@ -14,8 +14,8 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from kdlib.advisor.calibration import (MIN_SETUPS, T_MAX, T_MIN, Calibration, _matrices, curves, fit_calibration,
-                                      hit_probability, loo_predictions)
+from kdlib.advisor.calibration import (MIN_SETUPS, T_MAX, T_MIN, Calibration, _matrices, fit_calibration,
+                                      hit_probability, loo_predictions, setup_curves)
 from kdlib.advisor.rules import FEATURE_COLUMNS
 from kdlib.advisor.setups import HIT_PP, regret_at
 
@@ -69,13 +69,13 @@ def calibrated(train, min_setups: int = MIN_SETUPS) -> Fitted:
         return Fitted("advisor", predict, (), (), "rules")
     X, y, w = _matrices(train)
     preds = loo_predictions(X, y, w, cal.lam if cal.calibrated else None)
-    hits = tuple(bool(regret_at(r, p) <= HIT_PP + 1e-9) for r, p in zip(curves(train), preds))
+    hits = tuple(bool(regret_at(r, p) <= HIT_PP + 1e-9) for r, p in zip(setup_curves(train), preds))
     return Fitted("advisor", predict, hits, tuple(train["optimizer"].astype(str)),
                   "calibrated" if cal.calibrated else "rules")
 
 
 def _inner_hits(table, predict_without: Callable[[int], float]) -> tuple[bool, ...]:
-    return tuple(bool(regret_at(r, predict_without(i)) <= HIT_PP + 1e-9) for i, r in enumerate(curves(table)))
+    return tuple(bool(regret_at(r, predict_without(i)) <= HIT_PP + 1e-9) for i, r in enumerate(setup_curves(table)))
 
 
 def _weighted_mean(table, skip: int | None = None) -> float:

@@ -91,7 +91,7 @@ class Setting:
         return out
 
 
-class Context(NamedTuple):
+class RuleContext(NamedTuple):
     """What a rule's explanation may cite besides the setting: the weights in use and the teacher pass."""
 
     coef: Mapping[str, float]
@@ -119,7 +119,7 @@ class Rule:
     finding: str                   # a key of FINDINGS: the claim and its paper section
     meaning: str
     feature: Callable[[Setting], float]
-    explain: Callable[[Setting, Context], Explanation | None] | None = None
+    explain: Callable[[Setting, RuleContext], Explanation | None] | None = None
     joins: str | None = None
 
 
@@ -138,12 +138,12 @@ class Reason:
 
 # ----------------------------------------------------------------------------- each rule's words
 
-def _base(s: Setting, ctx: Context) -> Explanation:
+def _base(s: Setting, ctx: RuleContext) -> Explanation:
     return Explanation(f"start at T = {2 ** ctx.coef['base']:.3g}: a general-pretrained, lightly finetuned teacher "
                        "with enough training does well at large T", "every setup")
 
 
-def _fine(s: Setting, ctx: Context) -> Explanation:
+def _fine(s: Setting, ctx: RuleContext) -> Explanation:
     if s.fine_grained is None:
         return Explanation("granularity unknown: no shift (pass fine_grained=True/False)", "granularity = ?", False)
     fine = "fine-grained" if s.fine_grained else "coarse"
@@ -151,7 +151,7 @@ def _fine(s: Setting, ctx: Context) -> Explanation:
                                                      else "accuracy plateaus closer to T = 1"), f"granularity = {fine}")
 
 
-def _scratch(s: Setting, ctx: Context) -> Explanation | None:
+def _scratch(s: Setting, ctx: RuleContext) -> Explanation | None:
     if s.teacher_origin == "scratch":
         return Explanation("the teacher was trained from scratch: no general pretraining to supply class relations",
                            "origin = scratch")
@@ -161,7 +161,7 @@ def _scratch(s: Setting, ctx: Context) -> Explanation | None:
     return None
 
 
-def _overlap(s: Setting, ctx: Context) -> Explanation | None:
+def _overlap(s: Setting, ctx: RuleContext) -> Explanation | None:
     if s.teacher_origin == "scratch":
         return None
     if s.class_overlap is None:
@@ -178,7 +178,7 @@ def _overlap(s: Setting, ctx: Context) -> Explanation | None:
     return Explanation(msg, f"class overlap = {s.class_overlap:.2f}")
 
 
-def _entropies(s: Setting, ctx: Context) -> Explanation:
+def _entropies(s: Setting, ctx: RuleContext) -> Explanation:
     if _missing(s.h_minus_max):
         return Explanation("teacher entropies unknown (no teacher pass): no shift", "H_-max = ?", False)
     if s.h_minus_max >= 0.9:
@@ -200,7 +200,7 @@ def _steps(s: Setting) -> str:
             f"{REFERENCE_BATCH}")
 
 
-def _sgd(s: Setting, ctx: Context) -> Explanation | None:
+def _sgd(s: Setting, ctx: RuleContext) -> Explanation | None:
     if s.optimizer != "sgd":
         return None
     return Explanation(f"SGD with a short schedule ({s.halvings:.1f} halvings below the baseline in steps): small T "
@@ -208,11 +208,11 @@ def _sgd(s: Setting, ctx: Context) -> Explanation | None:
                        "SGD with a full schedule: past the cross-over, large T wins", _steps(s))
 
 
-def _adamw(s: Setting, ctx: Context) -> Explanation | None:
+def _adamw(s: Setting, ctx: RuleContext) -> Explanation | None:
     return None if s.optimizer == "sgd" else Explanation("AdamW: the choice of T matters less", _steps(s))
 
 
-def _student(s: Setting, ctx: Context) -> Explanation | None:
+def _student(s: Setting, ctx: RuleContext) -> Explanation | None:
     if s.student_init not in ("pretrained", "finetuned"):
         return None
     return Explanation(f"{s.student_init} student: larger T still helps, with a smaller gain",
@@ -257,7 +257,7 @@ def reasons(s: Setting, x: np.ndarray, coef: np.ndarray, calibrated: bool, diagn
     """The advice's reasons, one per rule that speaks (its joined rules' terms added in), in rule order."""
     names = [r.name for r in RULES]
     c, v = dict(zip(names, coef)), dict(zip(names, x))
-    ctx = Context(c, diagnostics)
+    ctx = RuleContext(c, diagnostics)
     out = []
     for rule in RULES:
         said = None if rule.joins or rule.explain is None else rule.explain(s, ctx)
