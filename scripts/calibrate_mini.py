@@ -112,6 +112,12 @@ def _stat(values: list[float], digits: int = 1, scale: float = 1.0) -> str:
     return f"{mean:.{digits}f} ± {sd:.{digits}f}"
 
 
+def _train_images(k: dict[str, Any]) -> int:
+    """Images a distillation epoch draws batches from: the target set less its validation part."""
+    size = data.train_size(k["dataset"])
+    return size - round(size * specs.preset(k["preset"]).val_fraction)
+
+
 def row(m: Measurement, frame: pd.DataFrame, seeds: list[int], temperatures: list[float]) -> dict[str, str]:
     """One table row from the store (whatever has finished)."""
     done = frame[frame["status"] == "done"].set_index("run_id") if len(frame) else frame
@@ -123,7 +129,7 @@ def row(m: Measurement, frame: pd.DataFrame, seeds: list[int], temperatures: lis
     built = [build(m, s, temperatures) for s in seeds]
     k = _knobs(m)
     out = {"axis": m.axis, "measurement": m.name,
-           "steps": str(k["distill_epochs"] * (data.train_size(k["dataset"]) // k["batch_size"])),
+           "steps": str(k["distill_epochs"] * (_train_images(k) // k["batch_size"])),
            "seeds": str(sum(not math.isnan(acc(b["teacher"])) for b in built)),
            "teacher acc": _stat([acc(b["teacher"]) for b in built]),
            "H_all": _stat([acc(b["teacher"], "train_h_all") for b in built], 3),
@@ -142,15 +148,39 @@ def table(rows: list[dict[str, str]]) -> str:
     return "\n".join(lines)
 
 
-def write_doc(text: str, command: str) -> None:
-    """Replace the table between the markers of docs/calibration.md (atomically)."""
+def _rows_of(block: str) -> tuple[str, dict[str, str], dict[str, str]]:
+    """The header line, the table's rows by measurement name and their provenance lines, from a written block."""
+    lines = block.splitlines()
+    table_lines = [ln for ln in lines if ln.startswith("|")]
+    header = "\n".join(table_lines[:2])
+    rows = {ln.split("|")[2].strip(): ln for ln in table_lines[2:]}
+    notes = {}
+    for ln in lines:
+        if ln.startswith("- `") and "`: " in ln:
+            notes[ln[3:ln.index("`: ")]] = ln
+    return header, rows, notes
+
+
+def write_doc(rows: list[dict[str, str]], command: str) -> None:
+    """Update the rows of these measurements in docs/calibration.md's table, keep the others (atomically)."""
     doc = DOC.read_text() if DOC.is_file() else f"# Mini-world calibration\n\n{BEGIN}\n{END}\n"
     if BEGIN not in doc or END not in doc:
         raise ValueError(f"{DOC} lacks the markers {BEGIN} / {END}; put them where the table goes")
     head, rest = doc.split(BEGIN, 1)
-    tail = rest.split(END, 1)[1]
+    old, tail = rest.split(END, 1)
+    new_text = table(rows)
+    header, kept, notes = _rows_of(old)
+    new_header = "\n".join(new_text.splitlines()[:2])
+    if header != new_header:  # other columns (temperatures): the old rows cannot share the table
+        kept, notes = {}, {}
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    body = f"{BEGIN}\n_Written {stamp} by `{command}`._\n\n{text}\n{END}"
+    for r, line in zip(rows, new_text.splitlines()[2:]):
+        kept[r["measurement"]] = line
+        notes[r["measurement"]] = f"- `{r['measurement']}`: {stamp}, `{command}`"
+    order = {m.name: i for i, m in enumerate(MEASUREMENTS)}
+    names = sorted(kept, key=lambda n: order.get(n, len(order)))
+    body = "\n".join([BEGIN, new_header, *(kept[n] for n in names), "", "Rows written:",
+                      *(notes[n] for n in names if n in notes), END])
     atomic_write_bytes(DOC, (head + body + tail).encode())
 
 
@@ -178,10 +208,10 @@ def main(argv: list[str] | None = None) -> None:
             runs.ensure([b["teacher"], b["labels"], *b["adamw"], *b["sgd"]], root=args.root, progress=False)
             print(f"{m.name} seed {seed}: {time.perf_counter() - started:.0f} s", flush=True)
     frame = tables.load_results(args.root, kind="all")
-    text = table([row(m, frame, args.seeds, args.temperatures) for m in chosen])
-    print(text)
+    rows = [row(m, frame, args.seeds, args.temperatures) for m in chosen]
+    print(table(rows))
     if not args.no_doc:
-        write_doc(text, "python scripts/calibrate_mini.py " + " ".join(sys.argv[1:] if argv is None else argv))
+        write_doc(rows, "python scripts/calibrate_mini.py " + " ".join(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":

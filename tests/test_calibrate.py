@@ -59,3 +59,21 @@ def test_a_row_of_an_empty_store_shows_dashes_and_no_seeds(calib):
     r = calib.row(by_name(calib, "base"), frame, [0, 1], [1, 4])
     assert r["seeds"] == "0" and r["teacher acc"] == "–" and r["sgd T=4"] == "–" and r["steps"] == "210"
     assert calib.table([r]).count("\n") == 2
+
+
+def test_writing_some_rows_keeps_the_other_measurements_rows(calib, tmp_path, monkeypatch):
+    doc = tmp_path / "calibration.md"
+    monkeypatch.setattr(calib, "DOC", doc)
+    empty = pd.DataFrame(columns=["run_id", "status", "test_acc"])
+    base, patient = (calib.row(by_name(calib, n), empty, [0], [1, 4]) for n in ("base", "patient"))
+    doc.write_text(f"# t\n\n{calib.BEGIN}\n{calib.END}\nafter\n")
+    calib.write_doc([dict(base, **{"teacher acc": "82.3"})], "python scripts/calibrate_mini.py --only base")
+    calib.write_doc([patient], "python scripts/calibrate_mini.py --only patient")
+    text = doc.read_text()
+    lines = [ln for ln in text.splitlines() if ln.startswith("| defaults")]
+    assert [ln.split("|")[2].strip() for ln in lines] == ["base", "patient"]    # in the measurements' order
+    assert "| 82.3 |" in lines[0] and text.endswith("after\n") and text.startswith("# t\n")
+    assert "`base`: " in text and "--only base`" in text and "--only patient`" in text
+    calib.write_doc([dict(base, **{"teacher acc": "80.0"})], "again")
+    lines = [ln for ln in doc.read_text().splitlines() if ln.startswith("| defaults")]
+    assert len(lines) == 2 and "| 80.0 |" in lines[0]
