@@ -40,6 +40,9 @@ class Preset:
     # The mini world's draw (corpus, target sets, test subset) is seeded apart from the runs: every run
     # seed trains on the same images, as the paper's seeds do on its fixed datasets.
     data_seed: int = 0
+    # kdlib's general pretraining stands in for one published checkpoint (timm's ImageNet weights, the same
+    # for every seed of the paper): one run per architecture and corpus, shared by every run seed.
+    pretrain_seed: int = 0
     test_images: int | None = None   # mini world: the stratified test subset (None: all 10,000 test images)
     # Target-set runs hold this stratified share of the train split out and record val_acc, so that whatever
     # chooses (the advisor, a tuned default) chooses on validation and test is only reported. The paper's

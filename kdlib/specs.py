@@ -196,13 +196,16 @@ def origin(init: Init) -> str:
 # ----------------------------------------------------------------------------- builders
 
 def pretrained(arch: str, *, preset_name: str = "mini", corpus: str | None = None, tag: str | None = None,
-               seed: int = 0, epochs: int | None = None) -> Init:
+               seed: int | None = None, epochs: int | None = None) -> Init:
     """General pretraining: timm's ImageNet weights (paper) or kdlib's own run on the mini corpus.
 
     ``tag`` picks other timm weights (IN-21K, CLIP, ...); ``corpus`` the mini corpus
     (``fmnist-general`` with fine labels, ``fmnist-general-coarse`` without them).
+    ``seed`` None is the preset's ``pretrain_seed``: like the hub weights, one pretraining
+    serves every run seed (pass a seed for a pretraining of its own).
     """
     p = preset(preset_name)
+    seed = p.pretrain_seed if seed is None else seed
     if p.pretrain_corpus is None:
         if tag and tag.startswith("file:"):
             return tag
@@ -221,7 +224,9 @@ def trained(arch: str, dataset: str, *, init: str = "finetuned", preset_name: st
     """A model in one of the paper's four states (Sect. 4.4): random, pretrained, target, finetuned.
 
     ``target`` trains from random weights on the target labels; ``finetuned`` starts from
-    the general pretraining. ``epochs`` defaults to the preset's finetune duration.
+    the general pretraining, one run shared by every ``seed`` (``Preset.pretrain_seed``, as
+    the paper's seeds share timm's ImageNet weights). ``epochs`` defaults to the preset's finetune
+    duration.
     """
     if init not in INITS:
         raise ValueError(f"init={init!r}; choose one of {INITS}")
@@ -229,7 +234,7 @@ def trained(arch: str, dataset: str, *, init: str = "finetuned", preset_name: st
     if init == "random":
         return "random"
     if init == "pretrained":
-        return pretrained(arch, preset_name=preset_name, corpus=corpus, tag=tag, seed=seed, epochs=pretrain_epochs)
+        return pretrained(arch, preset_name=preset_name, corpus=corpus, tag=tag, epochs=pretrain_epochs)
     from kdlib import data
     data.check_name(dataset, preset_name)
     if epochs is None:
@@ -239,7 +244,7 @@ def trained(arch: str, dataset: str, *, init: str = "finetuned", preset_name: st
                              f"pass epochs=..., known: {sorted(p.finetune_epochs)}")
         epochs = p.finetune_epochs.get(family, 20)
     start = "random" if init == "target" else pretrained(arch, preset_name=preset_name, corpus=corpus, tag=tag,
-                                                         seed=seed, epochs=pretrain_epochs)
+                                                         epochs=pretrain_epochs)
     lr = p.vit_lr if arch in VIT_ARCHS else p.cnn_lr
     kwargs = dict(arch=arch, dataset=dataset, epochs=epochs, init=start, lr=lr, weight_decay=p.weight_decay,
                   batch_size=p.batch_size, label_smoothing=p.label_smoothing, seed=seed, preset=preset_name,

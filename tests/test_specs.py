@@ -166,3 +166,13 @@ def test_the_patient_preset_holds_a_validation_part_out_of_every_target_run_and_
     m = specs.teacher("resnet50", "fmnist-fine")
     assert m.val_fraction == specs.distill(m, "resnet18", 4).val_fraction == 0.0
     assert specs.distill(t, "resnet18", 4, val_fraction=0.0).val_fraction == 0.0  # the user can ask otherwise
+
+
+def test_every_seed_starts_from_the_one_general_pretraining_as_the_papers_seeds_share_the_hub_weights():
+    t0, t1 = (specs.teacher("resnet50", "fmnist-fine", seed=s) for s in (0, 1))
+    assert t0.seed == 0 and t1.seed == 1 and t0.init == t1.init and t1.init.seed == 0
+    d1 = specs.distill(t1, "resnet18", 4, student_init="pretrained")
+    assert d1.seed == 1 and d1.student_init.seed == 0 and d1.student_init.arch == "resnet18"
+    own = specs.pretrained("resnet50", seed=1)            # a pretraining of its own, when asked for
+    assert own.seed == 1 and own != t1.init
+    assert specs.run_id(t0) == "9f03edcfb580caa6"          # seed 0's runs keep their ids
