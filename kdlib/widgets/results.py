@@ -63,8 +63,8 @@ class ResultsExplorer(render.Explorer):
             ctl.observe(lambda change: None if self._busy else self._refresh(), "value")
         self._readout_box = W.HTML()
         self._readout_box.add_class("kdlib-readouts")
-        self._t_box = render.html_box("kdlib-accuracy-vs-temperature")
-        self._epoch_box = render.html_box("kdlib-accuracy-vs-epoch")
+        self._t_box = render.ChartBox("kdlib-accuracy-vs-temperature")
+        self._epoch_box = render.ChartBox("kdlib-accuracy-vs-epoch")
         self._refresh()
         rows = [_row(col, ctl) for col, ctl in self._controls.items()]
         if history is not None:
@@ -127,6 +127,7 @@ class ResultsExplorer(render.Explorer):
         durations = rows["epochs"].map(key) if "epochs" in rows else pd.Series(0, index=rows.index)
         chosen = self.selection.get("epochs", key(durations.iloc[0]))
         agg = analysis.aggregate(rows.assign(epochs=durations), ["epochs", "temperature"], m, dropna=True)
+        agg = agg.merge(_who(rows.assign(epochs=durations), ["epochs", "temperature"]), how="left")
         agg["chosen"] = agg["epochs"] == chosen
         agg["duration"] = agg["epochs"].map(lambda e: f"{label(e)} epochs")
         self.chart_data = agg
@@ -141,8 +142,11 @@ class ResultsExplorer(render.Explorer):
         self.epoch_data = pd.DataFrame()
         if self._history is not None:
             picked = rows[(durations == chosen) & rows["temperature"].isin(list(self._temps.value))]
+            live_rows = self._live_rows(chosen)
             ep = analysis.epoch_curves(self._history, picked, m).assign(in_flight=False)
-            live = analysis.epoch_curves(self._history, self._live_rows(chosen), m).assign(in_flight=True)
+            ep = ep.merge(_who(picked, ["temperature"]), how="left")
+            live = analysis.epoch_curves(self._history, live_rows, m).assign(in_flight=True)
+            live = live.merge(_who(live_rows, ["temperature"]), how="left") if len(live) else live
             ep = pd.concat([ep, live], ignore_index=True) if len(live) else ep
             self.epoch_data = ep.assign(best=ep["temperature"] == self.best_temperature,
                                         T=ep["temperature"].map(lambda t: f"T={t:g}"))
@@ -160,13 +164,10 @@ class ResultsExplorer(render.Explorer):
         return live[live["temperature"].isin(list(self._temps.value))] if len(live) else live
 
     def _draw(self, readouts: str | None = None) -> None:
-        t_svg = render.svg(self._t_chart())
-        epoch_svg = render.svg(self._epoch_chart()) if self._history is not None else None
-        if readouts is not None:
-            self._readout_box.value = readouts
-        self._t_box.value = t_svg
-        if epoch_svg is not None:
-            self._epoch_box.value = epoch_svg
+        pairs = [(self._t_box, self._t_chart())]
+        if self._history is not None:
+            pairs.append((self._epoch_box, self._epoch_chart()))
+        render.show(*pairs, then=None if readouts is None else lambda: setattr(self._readout_box, "value", readouts))
 
     def _readout_html(self) -> str:
         r = self.readouts
@@ -248,6 +249,16 @@ def results_explorer(frame: pd.DataFrame, history: pd.DataFrame | str | None = N
             raise ValueError(f"history lacks column(s) {missing or ['run_id (in the results frame)']}; "
                              "pass kdlib.store.load_history(root) for the same store as the results")
     return ResultsExplorer(rows, history, axes, metric, in_flight)
+
+
+def _who(rows: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Per group of ``by``: the run ids and seeds behind a plotted mean (the charts' tooltips)."""
+    cols = [c for c in ("run_id", "seed") if c in rows]
+    if not cols or rows.empty:
+        return rows[by].drop_duplicates()
+    names = {"run_id": "run_ids", "seed": "seed_list"}
+    return (rows.groupby(by)[cols].agg(lambda v: ", ".join(sorted({label(key(x)) for x in v})))
+            .reset_index().rename(columns=names))
 
 
 def _in_flight(frame: pd.DataFrame) -> pd.DataFrame:
