@@ -91,3 +91,66 @@ def test_a_training_subprocess_shows_its_epochs_before_it_ends(tmp_path):
     assert history.read(run.path) == final  # every epoch, once
     done = tables.load_results(tmp_path, kind="all").iloc[0]
     assert done["status"] == "done" and not done["in_flight"] and done["epochs_done"] == spec.epochs
+
+
+def _distill_runs(root, temperatures, epochs=4):
+    teacher = specs.teacher("resnet50", "fmnist-fine", origin="scratch", epochs=2)
+    return [store.RunDir(specs.distill(teacher, "resnet18", t, epochs=epochs), root) for t in temperatures]
+
+
+def _land(run, acc):
+    """Finish a run as train.fit would: the result carries the history the live file showed."""
+    run.finish({"test_acc": acc, "history": history.read(run.path)})
+
+
+def _live_epochs(explorer):
+    ep = explorer.epoch_data
+    return ep.loc[ep["in_flight"], "epoch"].tolist() if len(ep) else []
+
+
+def test_the_results_explorer_reloads_on_a_timer_until_the_runs_in_flight_land(tmp_path):
+    from kdlib import widgets
+
+    done, live = _distill_runs(tmp_path, [1.0, 4.0])
+    for run in (done, live):
+        run.declare()
+    for e in (1, 2, 3, 4):
+        history.append(done.path, {"epoch": e, "test_acc": 50.0 + e})
+    _land(done, 54.0)
+    history.append(live.path, {"epoch": 1, "test_acc": 52.0})
+    explorer = widgets.results_explorer(tables.load_results(tmp_path), history="store", root=tmp_path)
+    assert explorer.best_temperature == 1.0 and _live_epochs(explorer) == [1]
+    explorer.watch(every=0.05)
+    try:
+        history.append(live.path, {"epoch": 2, "test_acc": 55.0})
+        deadline = time.monotonic() + 30
+        while _live_epochs(explorer) != [1, 2] and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert _live_epochs(explorer) == [1, 2] and explorer.watching
+        assert "1 run(s) in flight" in explorer._readout_box.value
+        for e in (3, 4):
+            history.append(live.path, {"epoch": e, "test_acc": 56.0 + e})
+        _land(live, 60.0)
+        while explorer.watching and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not explorer.watching  # stopped by itself: nothing left in flight
+    finally:
+        explorer.stop()
+    assert explorer.best_temperature == 4.0 and explorer.readouts["best_accuracy"] == 60.0
+    assert _live_epochs(explorer) == [] and sorted(explorer.chart_data["temperature"]) == [1.0, 4.0]
+
+
+def test_before_any_run_finished_the_explorer_shows_the_runs_in_flight(tmp_path):
+    from kdlib import widgets
+
+    runs = _distill_runs(tmp_path, [2.0, 10.0])
+    for i, run in enumerate(runs):
+        run.declare()
+        history.append(run.path, {"epoch": 1, "test_acc": 40.0 + i})
+    explorer = widgets.results_explorer(tables.load_results(tmp_path), history="store", root=tmp_path)
+    assert explorer.best_temperature is None and explorer.readouts["in_flight"] == 2
+    assert "no run finished yet" in repr(explorer._describe())
+    assert sorted(explorer.epoch_data["temperature"]) == [2.0, 10.0] and explorer.epoch_data["in_flight"].all()
+    assert explorer.static_chart().to_dict()  # the static picture still draws
+    with pytest.raises(ValueError, match="history='store'"):
+        widgets.results_explorer(tables.load_results(tmp_path), store.load_history(tmp_path)).reload()

@@ -66,7 +66,13 @@ def accuracy_by_duration(agg: pd.DataFrame, metric: str, best_t: float, best_acc
         width=340, height=240, title=alt.Title("Accuracy vs temperature", subtitle=subtitle))
 
 
-def accuracy_by_epoch(frame: pd.DataFrame, metric: str, epochs: Any, best_t: float) -> alt.Chart:
+def waiting(title: str) -> alt.Chart:
+    """A placeholder while nothing has finished: the title says what will be drawn."""
+    return alt.Chart(pd.DataFrame({"text": ["waiting for the first run to finish"]})).mark_text(
+        fontSize=13, color="#777").encode(text="text:N").properties(width=340, height=240, title=title)
+
+
+def accuracy_by_epoch(frame: pd.DataFrame, metric: str, epochs: Any, best_t: float | None) -> alt.Chart:
     """Accuracy vs epoch at the chosen temperatures, the best T thick."""
     m = metric
     if frame.empty:
@@ -86,7 +92,7 @@ def accuracy_by_epoch(frame: pd.DataFrame, metric: str, epochs: Any, best_t: flo
         tooltip=["T", "epoch", alt.Tooltip(f"{m}:Q", format=".2f"), "seeds", *_runs(frame),
                  alt.Tooltip("in_flight:N", title="in flight")],
     ).add_params(pick).properties(width=340, height=240, title=alt.Title(f"Accuracy vs epoch ({label(epochs)} epochs)",
-                                                        subtitle=f"thick: best T={best_t:g}; dashed: still training"))
+                                                        subtitle=(f"thick: best T={best_t:g}; " if best_t is not None else "") + "dashed: still training"))
 
 
 def temperature_state(profile: alt.Chart, sample: alt.Chart, name: str, r: dict[str, Any]) -> alt.HConcatChart:
