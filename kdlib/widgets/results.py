@@ -192,7 +192,7 @@ class ResultsExplorer(render.Explorer):
             raise ValueError("this explorer was built from frames alone; build it with "
                              "results_explorer(frame, history='store') to reload from the store")
         src = self._source
-        frame = tables.load_results(src["root"], kind="all", run_ids=src["run_ids"])
+        frame = tables.load_results(src["root"], kind="distill", run_ids=src["run_ids"])
         rows, in_flight = _split(frame, self._metric)
         self._pending = _pending(frame)
         history = store.load_history(src["root"], run_ids=src["run_ids"]) if self._history is not None else None
@@ -309,8 +309,7 @@ def results_explorer(frame: pd.DataFrame, history: pd.DataFrame | str | None = N
     """
     if not isinstance(frame, pd.DataFrame):
         raise ValueError(f"frame must be a pandas DataFrame (kdlib.tables.load_results()), got {type(frame).__name__}")
-    if metric not in frame.columns and "temperature" in frame.columns and len(_in_flight(frame)):
-        frame = frame.assign(**{metric: float("nan")})  # nothing finished yet: no run has the metric
+    frame = _with_metric(frame, metric)
     missing = [c for c in ("temperature", metric) if c not in frame.columns]
     if missing:
         raise ValueError(f"results frame lacks column(s) {missing}; pass distillation results "
@@ -349,6 +348,13 @@ def results_explorer(frame: pd.DataFrame, history: pd.DataFrame | str | None = N
     return explorer
 
 
+def _with_metric(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Nothing finished yet: no row has ``metric``; the runs in flight still show (a NaN column)."""
+    if metric not in frame.columns and "temperature" in frame.columns and len(_in_flight(frame)):
+        return frame.assign(**{metric: float("nan")})
+    return frame
+
+
 def _pending(frame: pd.DataFrame) -> int:
     """Runs of ``frame`` that have not landed (neither done nor failed)."""
     return int((~frame["status"].isin(["done", "failed"])).sum()) if "status" in frame else 0
@@ -356,6 +362,7 @@ def _pending(frame: pd.DataFrame) -> int:
 
 def _split(frame: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Finished distillation runs with a temperature and ``metric`` (as floats), and the runs in flight."""
+    frame = _with_metric(frame, metric)
     rows = store.finished(frame, "distill")
     rows = rows[pd.to_numeric(rows["temperature"], errors="coerce").notna()
                 & pd.to_numeric(rows[metric], errors="coerce").notna()]
