@@ -9,8 +9,8 @@ widgets), which is what papermill, nbval and exported reports keep.
 
 Which one is picked: ``KDLIB_CHARTS`` = ``interactive``, ``static`` or ``auto`` (the
 default). ``auto`` is interactive only in a kernel that a Jupyter server started for an
-open notebook (it sets ``JPY_SESSION_NAME``): papermill, nbval and nbconvert start their
-kernels themselves, so they get static charts and executed notebooks stay small (an
+open notebook (it sets ``JPY_SESSION_NAME``, and is the kernel's parent process): papermill,
+nbval and nbconvert start their kernels themselves, so they get static charts and executed notebooks stay small (an
 interactive chart's widget state carries about 1 MB of JavaScript).
 """
 from __future__ import annotations
@@ -32,9 +32,19 @@ def _requested() -> str:
     return value
 
 
+def _parent_is_a_jupyter_server() -> bool:
+    """The kernel's parent is a Jupyter server (not papermill run from a notebook, which inherits its variables)."""
+    try:
+        with open(f"/proc/{os.getppid()}/cmdline", "rb") as f:
+            command = f.read()
+    except OSError:  # no /proc: trust JPY_SESSION_NAME
+        return True
+    return b"jupyter" in command and b"papermill" not in command
+
+
 def _in_live_kernel() -> bool:
     """An IPython kernel started by a Jupyter server for a notebook someone has open."""
-    if "JPY_SESSION_NAME" not in os.environ:
+    if "JPY_SESSION_NAME" not in os.environ or not _parent_is_a_jupyter_server():
         return False
     try:
         from IPython import get_ipython
