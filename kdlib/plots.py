@@ -2,9 +2,9 @@
 
 Plots only draw: every number comes from ``kdlib.analysis``. ``save`` writes PNG and
 self-contained HTML side by side, atomically. Importing this module changes nothing global;
-notebooks call ``enable_offline()`` so charts render as SVG in the kernel (vl-convert):
-altair's default renderer loads Vega from a CDN, a blank cell offline. A renderer the user
-picked is kept (the saved HTML files stay interactive either way).
+notebooks call ``enable_offline()``: interactive charts in a live JupyterLab, SVG rendered in
+the kernel elsewhere (``kdlib.display``), nothing from a CDN either way (altair's default
+renderer loads Vega from one, a blank cell offline). A renderer the user picked is kept.
 """
 from __future__ import annotations
 
@@ -16,18 +16,13 @@ from typing import Any, Sequence
 import altair as alt
 import pandas as pd
 
-from kdlib import analysis, paths, store, tables
+from kdlib import analysis, display, paths, store, tables
 from kdlib.io import atomic_write_bytes
 
 
 def enable_offline() -> str:
-    """Show charts as SVG rendered in the kernel (vl-convert) unless the user picked a renderer; returns it.
-
-    Called by the notebooks and explorers, never at import: choosing a renderer is global state.
-    """
-    if alt.renderers.active == "default":
-        alt.renderers.enable("svg")
-    return alt.renderers.active
+    """Charts offline: interactive widgets in a live JupyterLab, SVG elsewhere (``display.enable``)."""
+    return display.enable()
 
 
 def save(chart: alt.TopLevelMixin, name: str, folder: str | Path) -> list[Path]:
@@ -177,7 +172,7 @@ def duration_overlay(frame: pd.DataFrame, *, title: str = "Accuracy vs temperatu
     """Paper Fig. 3: accuracy against T at the longest duration in colour, shorter durations in grey.
 
     The grey shade darkens with the duration (its share of the longest), so a cross-over
-    shows as grey curves that fall with T under a coloured curve that rises.
+    shows as grey curves that fall with T under a coloured curve that rises. Interactive, a radio highlights one duration.
     """
     frame = store.finished(frame)
     agg = analysis.mean_std(frame, [*analysis.present(frame, analysis.SETUP_COLUMNS), *analysis.CONFIG_COLUMNS, "epochs", "temperature"])
@@ -188,14 +183,19 @@ def duration_overlay(frame: pd.DataFrame, *, title: str = "Accuracy vs temperatu
     y = alt.Y("test_acc:Q", scale=alt.Scale(zero=False), title="final-epoch test accuracy (%)")
     tooltip = ["setup", "config", "epochs", "temperature", alt.Tooltip("test_acc:Q", format=".2f"),
                alt.Tooltip("test_acc_std:Q", format=".2f"), "seeds"]
-    grey = alt.Chart().transform_filter(alt.datum.duration == "shorter").mark_line(point=True, strokeWidth=1).encode(
+    # interactive: a radio picks a duration and highlights it in every panel, in the browser
+    pick = alt.selection_point(name="duration_pick", fields=["epochs"], bind=alt.binding_radio(
+        options=sorted(int(e) for e in agg["epochs"].unique()), name="highlight duration (epochs) "))
+    faded = alt.when(pick).then(alt.value(1.0)).otherwise(alt.value(0.2))
+    grey = alt.Chart().transform_filter(alt.datum.duration == "shorter").mark_line(point=True).encode(
         x=x, y=y, detail="epochs:O",
         color=alt.Color("share:Q", scale=alt.Scale(domain=[0, 1], range=["#e0e0e0", "#404040"]),
                         title="share of longest duration"),
-        tooltip=tooltip)
+        strokeWidth=alt.when(pick, empty=False).then(alt.value(3)).otherwise(alt.value(1)), opacity=faded,
+        tooltip=tooltip).add_params(pick)
     colour = alt.Chart().transform_filter(alt.datum.duration == "longest").mark_line(
         point=alt.OverlayMarkDef(size=60, filled=True, color="#d62728"), color="#d62728", strokeWidth=2.5).encode(
-        x=x, y=y, tooltip=tooltip)
+        x=x, y=y, opacity=faded, tooltip=tooltip)
     bars = alt.Chart().transform_filter(alt.datum.duration == "longest").mark_rule(color="#d62728").encode(
         x=x, y="low:Q", y2="high:Q")
     return alt.layer(grey, colour, bars, data=agg).properties(width=220, height=170).facet(

@@ -191,8 +191,14 @@ def _update(root, kind, index, fresh, new, read, every, changed, version):
 
 
 def _tidy(frame):
-    """Columns with no value at all read as NaN, whether they came from the index (nulls) or from dicts (None)."""
-    for column in frame.columns:
-        if frame[column].dtype == object and frame[column].isna().all():
+    """Number columns read as floats with NaN, whether a row came from the index (nulls) or from a folder
+    (None in a dict), and so do columns with no value at all: concat keeps ``object`` when one part has None."""
+    import pandas as pd
+
+    for column in frame.columns[frame.dtypes == object]:
+        values = frame[column].dropna()
+        if not len(values):
             frame[column] = float("nan")
+        elif all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            frame[column] = pd.to_numeric(frame[column])  # None -> NaN
     return frame

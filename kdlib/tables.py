@@ -145,8 +145,8 @@ def load_results(root: str | Path | None = None, kind: str = "distill", run_ids:
 
 
 def _numbers_as_floats(frame):
-    """Object columns that hold only numbers and None become float columns with NaN, as the folder rows
-    give them, however the rows were assembled (index, folders, a teacher lookup): ``t:g`` needs a number."""
+    """Object columns that hold only numbers and None become float columns with NaN: ``t:g`` needs a number.
+    ``store_index.rows`` already gives its rows so; the teacher lookup above adds lists with None."""
     import pandas as pd
 
     for column in frame.columns[frame.dtypes == object]:

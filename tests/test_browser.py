@@ -165,9 +165,24 @@ def lab(tmp_path_factory):
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"JupyterLab did not answer:\n{(root / 'server.log').read_text()[-3000:]}")
                 time.sleep(0.25)
-        yield {"url": f"http://127.0.0.1:{port}", "token": token, "root": root}
+        yield {"url": f"http://127.0.0.1:{port}", "token": token, "root": root, "pid": server.pid}
     finally:
         stop()
+
+
+def run_all_cells(page) -> None:
+    """Run All from the menu and wait until every code cell has run."""
+    for _ in range(5):  # "Run All" can be lost while the kernel connects: retry until a cell starts
+        page.click("li.lm-MenuBar-item:has-text('Run')")
+        page.click("li.lm-Menu-item:has-text('Run All Cells')")
+        try:
+            page.wait_for_function("""() => [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]
+                                      .some(e => /\\[(\\*|\\d+)\\]/.test(e.textContent))""", timeout=5_000)
+            break
+        except Exception:  # noqa: BLE001 - playwright's TimeoutError; try the menu again
+            continue
+    page.wait_for_function("""() => [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]
+                              .every(e => /\\[\\d+\\]/.test(e.textContent))""", timeout=90_000)
 
 
 def readout(page, key: str) -> str:
@@ -195,17 +210,7 @@ def test_temperature_explorer_in_jupyterlab(lab):
             page.goto(f"{lab['url']}/lab/tree/explorer.ipynb?token={lab['token']}")
             page.wait_for_selector(".jp-StatusBar-TextItem:has-text('Idle')", timeout=60_000)
             stamp("kernel idle")
-            for _ in range(5):  # "Run All" can be lost while the kernel connects: retry until a cell starts
-                page.click("li.lm-MenuBar-item:has-text('Run')")
-                page.click("li.lm-Menu-item:has-text('Run All Cells')")
-                try:
-                    page.wait_for_function("""() => [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]
-                                              .some(e => /\\[(\\*|\\d+)\\]/.test(e.textContent))""", timeout=5_000)
-                    break
-                except Exception:  # noqa: BLE001 - playwright's TimeoutError; try the menu again
-                    continue
-            page.wait_for_function("""() => [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]
-                                      .every(e => /\\[\\d+\\]/.test(e.textContent))""", timeout=60_000)
+            run_all_cells(page)
             stamp("cells executed")
             outputs = page.locator(".jp-OutputArea-output")
             assert "Error" not in " ".join(outputs.all_inner_texts())

@@ -19,7 +19,7 @@ KDLIB = Path(__file__).resolve().parents[1] / "kdlib"
 LAYERS = ("ground", "things", "training", "orchestration", "analysis", "views")  # bottom → top
 LAYER_OF = {  # module (or package) -> layer; a package's modules share its layer
     "kdlib": "views",  # the package itself: ``kdlib.advise`` resolves lazily to the advisor
-    "kdlib.widgets": "views", "kdlib.plots": "views", "kdlib.advisor_plots": "views",
+    "kdlib.widgets": "views", "kdlib.plots": "views", "kdlib.display": "views", "kdlib.advisor_plots": "views",
     "kdlib.analysis": "analysis", "kdlib.reports": "analysis", "kdlib.profiles": "analysis",
     "kdlib.findings": "analysis", "kdlib.advisor": "analysis", "kdlib.bench": "analysis",
     "kdlib.bench_grid": "analysis", "kdlib.bench_store": "analysis",

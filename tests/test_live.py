@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import pandas as pd
 import pytest
 
 from kdlib import history, specs, store, tables
@@ -91,3 +92,122 @@ def test_a_training_subprocess_shows_its_epochs_before_it_ends(tmp_path):
     assert history.read(run.path) == final  # every epoch, once
     done = tables.load_results(tmp_path, kind="all").iloc[0]
     assert done["status"] == "done" and not done["in_flight"] and done["epochs_done"] == spec.epochs
+
+
+def _distill_runs(root, temperatures, epochs=4):
+    teacher = specs.teacher("resnet50", "fmnist-fine", origin="scratch", epochs=2)
+    return [store.RunDir(specs.distill(teacher, "resnet18", t, epochs=epochs), root) for t in temperatures]
+
+
+def _land(run, acc):
+    """Finish a run as train.fit would: the result carries the history the live file showed."""
+    run.finish({"test_acc": acc, "history": history.read(run.path)})
+
+
+def _live_epochs(explorer):
+    ep = explorer.epoch_data
+    return ep.loc[ep["in_flight"], "epoch"].tolist() if len(ep) else []
+
+
+def test_the_results_explorer_reloads_on_a_timer_until_the_runs_in_flight_land(tmp_path):
+    from kdlib import widgets
+
+    done, live = _distill_runs(tmp_path, [1.0, 4.0])
+    for run in (done, live):
+        run.declare()
+    for e in (1, 2, 3, 4):
+        history.append(done.path, {"epoch": e, "test_acc": 50.0 + e})
+    _land(done, 54.0)
+    history.append(live.path, {"epoch": 1, "test_acc": 52.0})
+    explorer = widgets.results_explorer(tables.load_results(tmp_path), history="store", root=tmp_path)
+    assert explorer.best_temperature == 1.0 and _live_epochs(explorer) == [1]
+    explorer.watch(every=0.05)
+    try:
+        history.append(live.path, {"epoch": 2, "test_acc": 55.0})
+        deadline = time.monotonic() + 30
+        while _live_epochs(explorer) != [1, 2] and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert _live_epochs(explorer) == [1, 2] and explorer.watching
+        assert "1 run(s) in flight" in explorer._readout_box.value
+        for e in (3, 4):
+            history.append(live.path, {"epoch": e, "test_acc": 56.0 + e})
+        _land(live, 60.0)
+        while explorer.watching and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not explorer.watching  # stopped by itself: nothing left in flight
+    finally:
+        explorer.stop()
+    assert explorer.best_temperature == 4.0 and explorer.readouts["best_accuracy"] == 60.0
+    assert _live_epochs(explorer) == [] and sorted(explorer.chart_data["temperature"]) == [1.0, 4.0]
+
+
+def test_before_any_run_finished_the_explorer_shows_the_runs_in_flight(tmp_path):
+    from kdlib import widgets
+
+    runs = _distill_runs(tmp_path, [2.0, 10.0])
+    for i, run in enumerate(runs):
+        run.declare()
+        history.append(run.path, {"epoch": 1, "test_acc": 40.0 + i})
+    explorer = widgets.results_explorer(tables.load_results(tmp_path), history="store", root=tmp_path)
+    assert explorer.best_temperature is None and explorer.readouts["in_flight"] == 2
+    assert "no run finished yet" in repr(explorer._describe())
+    assert sorted(explorer.epoch_data["temperature"]) == [2.0, 10.0] and explorer.epoch_data["in_flight"].all()
+    assert explorer.static_chart().to_dict()  # the static picture still draws
+    with pytest.raises(ValueError, match="history='store'"):
+        widgets.results_explorer(tables.load_results(tmp_path), store.load_history(tmp_path)).reload()
+
+
+LIVE_SWEEP = r"""
+import json, sys
+import torch
+torch.set_num_threads(1)
+from kdlib import jobs, specs, store
+teacher, student = (specs.from_dict(s) for s in json.loads(sys.argv[1]))
+jobs.materialize(teacher, sys.argv[2], progress=False)
+store.RunDir(student, sys.argv[2]).declare()
+jobs.run_group([student], sys.argv[2], progress=False)
+"""
+
+
+@pytest.mark.training
+@pytest.mark.slow
+def test_a_watching_explorer_follows_a_distillation_subprocess_until_it_lands(tmp_path):
+    from kdlib import widgets
+
+    teacher = specs.teacher("resnet50", "fmnist-fine", origin="scratch", epochs=1)
+    every = specs.preset("mini").eval_every  # test accuracy every few epochs, and at the last
+    spec = specs.distill(teacher, "resnet18", 4.0, epochs=2 * every + 1)
+    run = store.RunDir(spec, tmp_path)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", LIVE_SWEEP, json.dumps([specs.to_dict(s) for s in (teacher, spec)]),
+                             str(tmp_path)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    explorer, seen = None, []
+    try:
+        deadline = time.monotonic() + 900
+        frame = tables.load_results(tmp_path)
+        while proc.poll() is None and time.monotonic() < deadline and not frame.get("in_flight", pd.Series()).any():
+            time.sleep(0.05)
+            frame = tables.load_results(tmp_path)
+        explorer = widgets.results_explorer(frame, history="store", root=tmp_path, refresh=0.1)
+        while proc.poll() is None and time.monotonic() < deadline:
+            epochs = _live_epochs(explorer)
+            if epochs and epochs != (seen[-1] if seen else None) and not run.done:
+                seen.append(epochs)
+            time.sleep(0.02)
+        out, _ = proc.communicate(timeout=600)
+        assert proc.returncode == 0, out[-2000:]
+        while explorer.watching and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not explorer.watching
+    finally:
+        if explorer is not None:
+            explorer.stop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert seen and seen[0] == [every] and max(len(s) for s in seen) < 3, seen  # read while it trained
+    assert all(a == b[: len(a)] for a, b in zip(seen, seen[1:]))  # curves only grow
+    final = run.result()
+    assert explorer.best_temperature == 4.0 and explorer.readouts["best_accuracy"] == pytest.approx(final["test_acc"])
+    assert _live_epochs(explorer) == [] and explorer.epoch_data["epoch"].tolist() == [
+        r["epoch"] for r in final["history"] if r.get("test_acc") is not None]

@@ -158,3 +158,19 @@ def test_a_method_without_temperature_read_beside_indexed_kd_runs_gives_float_te
         assert pd.api.types.is_float_dtype(frame["temperature"]), (reading, frame["temperature"].tolist())
         assert sorted(frame["temperature"].fillna(-1).tolist()) == [-1.0, 4.0], reading
         assert pd.api.types.is_float_dtype(frame["teacher_acc"]) and (frame["teacher_acc"] == 91.0).all()
+
+
+def test_the_index_rows_meeting_folder_rows_keep_number_columns_as_floats(tmp_path):
+    """store_index.rows itself (before tables' last normalization): T None beside indexed floats is NaN, a float column."""
+    def finish(spec, acc):
+        r = store.RunDir(spec, tmp_path)
+        r.declare()
+        r.finish({"test_acc": acc, "history": []})
+
+    finish(specs.distill(TEACHER, "resnet18", temperature=4.0, epochs=3), 70.0)
+    store_index.rows(tmp_path, None, ("distill", "supervised"), tables._row, tables.ROWS_VERSION)  # indexed now
+    finish(specs.distill(TEACHER, "resnet18", temperature=None, method="dist", epochs=3), 71.0)
+    frame = store_index.rows(tmp_path, None, ("distill", "supervised"), tables._row, tables.ROWS_VERSION)["distill"]
+    assert frame["temperature"].dtype == float and frame["test_acc"].dtype == float
+    assert sorted(frame["temperature"].fillna(-1)) == [-1.0, 4.0] and sorted(frame["test_acc"]) == [70.0, 71.0]
+    assert not pd.api.types.is_numeric_dtype(frame["method"])  # text stays text

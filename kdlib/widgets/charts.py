@@ -10,6 +10,11 @@ import pandas as pd
 from kdlib.widgets.controls import label, ordered
 
 
+def _runs(frame: pd.DataFrame) -> list[alt.Tooltip]:
+    """Tooltip rows naming the runs behind a point (``run_ids``, ``seed_list``), where the frame has them."""
+    return [alt.Tooltip(f"{c}:N", title=t) for c, t in (("run_ids", "run id"), ("seed_list", "seed")) if c in frame]
+
+
 def sample_chart(frame: pd.DataFrame, r: dict[str, Any]) -> alt.Chart:
     """One sample's probabilities at T = 1 and T as grouped log bars, its true class outlined in red."""
     t = r["temperature"]
@@ -40,12 +45,14 @@ def accuracy_by_duration(agg: pd.DataFrame, metric: str, best_t: float, best_acc
     chosen = f"{label(chosen_epochs)} epochs"
     colors = ["#1f77b4" if d == chosen else "#c7c7c7" for d in domain]
     x = alt.X("temperature:Q", scale=alt.Scale(type="log", nice=False, padding=12), title="temperature T")
+    pick = alt.selection_point(name="length_pick", fields=["duration"], bind="legend")  # click a length: the rest fade
     lines = alt.Chart(agg).mark_line(point=True).encode(
         x=x, y=alt.Y(f"{m}:Q", scale=alt.Scale(zero=False), title="final-epoch test accuracy (%)"),
         color=alt.Color("duration:N", scale=alt.Scale(domain=domain, range=colors), sort=domain, title="length"),
         strokeWidth=alt.condition("datum.chosen", alt.value(3), alt.value(1.5)),
+        opacity=alt.when(pick).then(alt.value(1.0)).otherwise(alt.value(0.15)),
         order=alt.Order("chosen:N"),
-        tooltip=["duration", "temperature", alt.Tooltip(f"{m}:Q", format=".2f"), "seeds"])
+        tooltip=["duration", "temperature", alt.Tooltip(f"{m}:Q", format=".2f"), "seeds", *_runs(agg)]).add_params(pick)
     spread = agg[agg["chosen"]].assign(low=lambda d: d[m] - d[f"{m}_std"].fillna(0),
                                        high=lambda d: d[m] + d[f"{m}_std"].fillna(0))
     bars = alt.Chart(spread).mark_rule(color="#1f77b4").encode(x=x, y="low:Q", y2="high:Q")
@@ -59,7 +66,13 @@ def accuracy_by_duration(agg: pd.DataFrame, metric: str, best_t: float, best_acc
         width=340, height=240, title=alt.Title("Accuracy vs temperature", subtitle=subtitle))
 
 
-def accuracy_by_epoch(frame: pd.DataFrame, metric: str, epochs: Any, best_t: float) -> alt.Chart:
+def waiting(title: str) -> alt.Chart:
+    """A placeholder while nothing has finished: the title says what will be drawn."""
+    return alt.Chart(pd.DataFrame({"text": ["waiting for the first run to finish"]})).mark_text(
+        fontSize=13, color="#777").encode(text="text:N").properties(width=340, height=240, title=title)
+
+
+def accuracy_by_epoch(frame: pd.DataFrame, metric: str, epochs: Any, best_t: float | None) -> alt.Chart:
     """Accuracy vs epoch at the chosen temperatures, the best T thick."""
     m = metric
     if frame.empty:
@@ -67,6 +80,7 @@ def accuracy_by_epoch(frame: pd.DataFrame, metric: str, epochs: Any, best_t: flo
     if "in_flight" not in frame:
         frame = frame.assign(in_flight=False)
     order: Sequence[str] = [f"T={t:g}" for t in ordered(frame["temperature"])] if "temperature" in frame else []
+    pick = alt.selection_point(name="t_pick", fields=["T"], bind="legend")  # click a temperature (shift: several)
     return alt.Chart(frame).mark_line(point=True).encode(
         x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1, format="d")),
         y=alt.Y(f"{m}:Q", scale=alt.Scale(zero=False), title="test accuracy (%)"),
@@ -74,9 +88,11 @@ def accuracy_by_epoch(frame: pd.DataFrame, metric: str, epochs: Any, best_t: flo
         strokeWidth=alt.condition("datum.best", alt.value(3.5), alt.value(1.5)),
         strokeDash=alt.StrokeDash("in_flight:N", title="still training", legend=None,
                                   scale=alt.Scale(domain=[False, True], range=[[1, 0], [6, 4]])),
-        tooltip=["T", "epoch", alt.Tooltip(f"{m}:Q", format=".2f"), "seeds", alt.Tooltip("in_flight:N", title="in flight")],
-    ).properties(width=340, height=240, title=alt.Title(f"Accuracy vs epoch ({label(epochs)} epochs)",
-                                                        subtitle=f"thick: best T={best_t:g}; dashed: still training"))
+        opacity=alt.when(pick).then(alt.value(1.0)).otherwise(alt.value(0.15)),
+        tooltip=["T", "epoch", alt.Tooltip(f"{m}:Q", format=".2f"), "seeds", *_runs(frame),
+                 alt.Tooltip("in_flight:N", title="in flight")],
+    ).add_params(pick).properties(width=340, height=240, title=alt.Title(f"Accuracy vs epoch ({label(epochs)} epochs)",
+                                                        subtitle=(f"thick: best T={best_t:g}; " if best_t is not None else "") + "dashed: still training"))
 
 
 def temperature_state(profile: alt.Chart, sample: alt.Chart, name: str, r: dict[str, Any]) -> alt.HConcatChart:

@@ -1,24 +1,27 @@
-"""Charts as inline SVG (live widgets) and PNG (headless), and the display logic every explorer shares.
+"""Chart slots of the explorers (interactive or SVG), PNG for headless runs, and the display logic they share.
 
-Charts are altair specs rendered to SVG *in the kernel* by vl-convert and shown in
-``ipywidgets.HTML``: no internet and nothing beyond ipywidgets needed (altair's default
-renderer loads Vega from a CDN; ``alt.JupyterChart`` needs anywidget and inlines ~0.9 MB of
-JavaScript per chart offline). Swapping an SVG is one DOM update, so a chart never blanks.
-Headless (papermill, nbval) no control ever moves: the display bundle carries a PNG of the
-current state, and ``save_static`` writes PNG + HTML; neither raises.
+A ``ChartBox`` holds one chart. In a live JupyterLab (``kdlib.display.mode()`` is
+``interactive``) it is an offline ``alt.JupyterChart``: tooltips, legend selections and
+Vega parameters run in the browser, and a kernel-side change sends the new spec (a few kB;
+the ~0.9 MB of JavaScript went once, with the widget). Otherwise the chart is rendered to
+SVG *in the kernel* by vl-convert and shown in ``ipywidgets.HTML``: swapping an SVG is one
+DOM update, so a chart never blanks. Headless (papermill, nbval) no control ever moves: the
+display bundle carries a PNG of the current state, and ``save_static`` writes PNG + HTML;
+neither raises.
 """
 from __future__ import annotations
 
 import base64
 import itertools
+import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import altair as alt
 import ipywidgets as W
 
-from kdlib import plots
+from kdlib import display, plots
 
 _ID = re.compile(r'\bid="([^"]+)"')
 _counter = itertools.count()
@@ -45,11 +48,45 @@ def png(chart: alt.TopLevelMixin) -> bytes:
     return plots.chart_bytes(chart, "png", scale_factor=1)
 
 
-def html_box(css: str) -> W.HTML:
-    """An HTML widget that holds one SVG chart, with a CSS class the browser test finds."""
-    box = W.HTML(layout=W.Layout(margin="0 12px 0 0"))
-    box.add_class(css)
-    return box
+class ChartBox(W.VBox):
+    """One chart slot, with a CSS class the browser test finds; interactive or SVG, picked when first drawn."""
+
+    def __init__(self, css: str):
+        super().__init__(layout=W.Layout(margin="0 12px 0 0"))
+        self.add_class(css)
+        self.jupyter_chart: alt.JupyterChart | None = None
+        self._html: W.HTML | None = None
+
+    @property
+    def value(self) -> str:
+        """What is drawn: the SVG text (static), the Vega-Lite spec as JSON (interactive), "" before."""
+        if self.jupyter_chart is not None:
+            return json.dumps(self.jupyter_chart.spec)
+        return self._html.value if self._html is not None else ""
+
+    def prepare(self, chart: alt.TopLevelMixin) -> Callable[[], None]:
+        """Do the slow part now (rendering SVG); the returned call swaps the chart in."""
+        if self.jupyter_chart is None and self._html is None:
+            if display.interactive():
+                self.jupyter_chart = display.chart_widget(None)
+                self.children = (self.jupyter_chart,)
+            else:
+                self._html = W.HTML()
+                self.children = (self._html,)
+        if self.jupyter_chart is not None:
+            spec = tidy(chart)
+            return lambda: setattr(self.jupyter_chart, "chart", spec)
+        text = svg(chart)
+        return lambda: setattr(self._html, "value", text)
+
+
+def show(*pairs: tuple[ChartBox, alt.TopLevelMixin], then: Callable[[], None] | None = None) -> None:
+    """Draw every chart first, then swap them in together (with ``then``): a state never shows half."""
+    swaps = [box.prepare(chart) for box, chart in pairs]
+    if then is not None:
+        then()
+    for swap in swaps:
+        swap()
 
 
 class Explorer:

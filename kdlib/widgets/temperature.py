@@ -57,7 +57,7 @@ def _controls(names: list[str], temperature: float, t_range: tuple[float, float]
                         (readouts, "readouts")):
         widget.add_class(f"kdlib-{css}")
     return {"teacher": picker, "temperature": slider, "presets": buttons, "sample": sample, "readouts": readouts,
-            "profile_chart": render.html_box("kdlib-profile"), "sample_chart": render.html_box("kdlib-sample")}
+            "profile_chart": render.ChartBox("kdlib-profile"), "sample_chart": render.ChartBox("kdlib-sample")}
 
 
 class _Recent(OrderedDict):
@@ -213,14 +213,11 @@ class TemperatureExplorer(render.Explorer):
             self.controls["readouts"].value = html
 
     def _draw(self, profile: bool = True, readouts: str | None = None) -> None:
-        # render everything first, then swap it in together: readouts and charts change at once
-        profile_svg = render.svg(self._profile_chart()) if profile else None
-        sample_svg = render.svg(charts.sample_chart(self.sample_data, self.readouts))
-        if readouts is not None:
-            self.controls["readouts"].value = readouts
-        if profile_svg is not None:
-            self.controls["profile_chart"].value = profile_svg
-        self.controls["sample_chart"].value = sample_svg
+        # draw everything first, then swap it in together: readouts and charts change at once
+        c = self.controls
+        pairs = [(c["profile_chart"], self._profile_chart())] if profile else []
+        pairs.append((c["sample_chart"], charts.sample_chart(self.sample_data, self.readouts)))
+        render.show(*pairs, then=None if readouts is None else lambda: setattr(c["readouts"], "value", readouts))
 
     def _profile_chart(self) -> alt.Chart:
         t = self.readouts["temperature"]
@@ -230,13 +227,17 @@ class TemperatureExplorer(render.Explorer):
         return charts.temperature_state(self._profile_chart(), charts.sample_chart(self.sample_data, self.readouts),
                                         self._name, self.readouts)
 
+    def page_chart(self) -> alt.TopLevelMixin:
+        """The current teacher's profile over a grid of T with a slider bound to a Vega parameter
+        (``page.temperature_page``): displayed in JupyterLab it moves in the browser, no kernel involved."""
+        return page.temperature_page(self._current.logits, name=self._name, presets=self._preset_ts,
+                                     t_range=self._range, temperature=self.temperature)
+
     def save_static(self, name: str, folder: str | Path) -> list[Path]:
         """``<folder>/<name>.png`` (this state) and ``<name>.html``: a page with its own slider, offline (``page``)."""
         saved = [Path(p) for p in plots.save(self.static_chart(), name, folder) or ()]  # PNG (+ static HTML)
         folder = Path(folder) if Path(folder).is_absolute() else paths.outputs_dir() / folder
-        chart = page.temperature_page(self._current.logits, name=self._name, presets=self._preset_ts,
-                                      t_range=self._range, temperature=self.temperature)
-        html = page.save_page(chart, folder / f"{name}.html")  # the static HTML's place: the live page
+        html = page.save_page(self.page_chart(), folder / f"{name}.html")  # the static HTML's place: the live page
         return [p for p in saved if p.suffix != ".html"] + [html]
 
     def _describe(self) -> str:
