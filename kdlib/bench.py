@@ -124,7 +124,7 @@ def _instrument(totals: dict[str, float], teacher: torch.nn.Module | None = None
 
     started: list[float] = []
     with contextlib.ExitStack() as stack:
-        _wrap(train, "predict_many", totals, "evaluation_s", stack)
+        _wrap(train, "evaluate", totals, "evaluation_s", stack)
         _wrap(train, "clip_per_tensor", totals, "clipping_s", stack)
         _wrap(store.RunDir, "save_checkpoint", totals, "checkpoint_s", stack)
         data.make_loader, train._mixer = loader, timed_mixer
@@ -169,7 +169,8 @@ def bare_loop(args, teacher: torch.nn.Module, steps: int) -> dict[str, float]:
     """The textbook distillation loop: what kdlib's loop is measured against.
 
     ``steps`` steps, with a test-set evaluation where kdlib evaluates (every
-    ``eval_every`` epochs and at the end), so that both do the same work; ``wall_s``
+    ``eval_every`` epochs on the preset's ``curve_test_images`` subset, the full set at the
+    end), so that both do the same work; ``wall_s``
     counts everything from building the student on, ``train_steps_s`` only the steps.
     """
     start = _clock()
@@ -178,6 +179,9 @@ def bare_loop(args, teacher: torch.nn.Module, steps: int) -> dict[str, float]:
     dataset = data.build_dataset(spec.dataset, "train", preset=spec.preset)
     test_set = data.build_dataset(spec.dataset, "test", preset=spec.preset)
     eval_every = specs.preset(spec.preset).eval_every
+    n_curve = specs.preset(spec.preset).curve_test_images  # intermediate epochs on the same subset as kdlib
+    curve = (data.stratified_subset(data.split.dataset_labels(test_set), n_curve).tolist()
+             if n_curve is not None and n_curve < len(test_set) else None)
     torch.manual_seed(0)
     student = models.create(spec.student, info.num_classes, preset=spec.preset)
     loader = torch.utils.data.DataLoader(dataset, batch_size=spec.batch_size, shuffle=True, drop_last=True)
@@ -209,10 +213,11 @@ def bare_loop(args, teacher: torch.nn.Module, steps: int) -> dict[str, float]:
             evaluated = _clock()
             student.eval()
             correct = 0
+            scored = test_set if done == steps or curve is None else torch.utils.data.Subset(test_set, curve)
             with torch.no_grad():
-                for images, labels in torch.utils.data.DataLoader(test_set, batch_size=512):
+                for images, labels in torch.utils.data.DataLoader(scored, batch_size=512):
                     correct += (student(images.float().div_(255)).argmax(1) == labels).sum().item()
-            totals["test_acc"] = 100.0 * correct / len(test_set)
+            totals["test_acc"] = 100.0 * correct / len(scored)
             _add(totals, "evaluation_s", _clock() - evaluated)
     totals["wall_s"] = _clock() - start
     return totals

@@ -15,6 +15,11 @@ copy of torch's RNG, so a member ends exactly as if it had been trained alone. A
 joins the pass at the epoch it resumes from. Checkpoints are written at epoch ends on a
 cost budget (``KDLIB_CHECKPOINT_BUDGET``): every epoch while a write costs little next to
 the training since the last one, less often when epochs are tiny and writes are not.
+
+Every ``eval_every`` epochs the members are scored on the test set in one pass over it:
+an intermediate epoch (a curve point) on the preset's fixed, stratified subset
+(``curve_test_images``), a member's last epoch (its result) on the full set; each history
+row records how many images its accuracy came from (``test_images``).
 """
 from __future__ import annotations
 
@@ -112,6 +117,63 @@ def predict_many(models_: list[nn.Module], dataset, *, batch_size: int = 512, de
     return [torch.cat(o) for o in outs], torch.cat(labels)
 
 
+@torch.no_grad()
+def evaluate(full: list[nn.Module], curve: list[nn.Module], dataset, positions: torch.Tensor | None, *,
+             batch_size: int = 512, device: torch.device | None = None) -> tuple[list[float], list[float], int]:
+    """Top-1 accuracies of ``full`` on all of ``dataset`` and of ``curve`` on its items ``positions``
+    (None: all), from one pass over the data; returns (full accuracies, curve accuracies, curve images).
+
+    ``full`` sees exactly what ``predict_many`` sees (the batches of ``batch_size`` in item order), so
+    a final accuracy does not depend on the subset. ``curve`` sees, of each of those batches, its
+    items in ``positions``, whether or not ``full`` models are evaluated in the same pass: the same
+    inputs, so a curve point does not depend on which members happen to end at that epoch.
+    """
+    if positions is None or not curve:  # everyone on the full set: predict_many's pass
+        outs, y = predict_many(full + curve, dataset, batch_size=batch_size, device=device) if full + curve \
+            else ([], None)
+        accs = [metrics.accuracy(o, y) for o in outs]
+        return accs[:len(full)], accs[len(full):], len(dataset)
+    device = device or pick_device()
+    chosen = torch.zeros(len(dataset), dtype=torch.bool)
+    chosen[positions] = True
+    every = full + curve
+    was_training = [m.training for m in every]
+    for m in every:
+        m.eval()
+    full_outs: list[list[torch.Tensor]] = [[] for _ in full]
+    curve_outs: list[list[torch.Tensor]] = [[] for _ in curve]
+    full_labels, curve_labels = [], []
+    loader = data.make_loader(dataset, batch_size, train=False)
+    if not full:  # only the subset's items, grouped as they fall into the full batches
+        groups = [[i for i in range(a, min(a + batch_size, len(dataset))) if chosen[i]]
+                  for a in range(0, len(dataset), batch_size)]
+        loader = torch.utils.data.DataLoader(dataset, batch_sampler=[g for g in groups if g],
+                                             num_workers=loader.num_workers)
+    start = 0
+    for images, y in loader:
+        if full:
+            mask = chosen[start:start + len(y)]
+            start += len(y)
+            x = to_input(images, device)
+            with autocast(device):
+                for out, m in zip(full_outs, full):
+                    out.append(m(x).float().cpu())
+            full_labels.append(y)
+            images, y = images[mask], y[mask]
+            if not len(y):
+                continue
+        x = to_input(images, device)
+        with autocast(device):
+            for out, m in zip(curve_outs, curve):
+                out.append(m(x).float().cpu())
+        curve_labels.append(y)
+    for m, t in zip(every, was_training):
+        m.train(t)
+    accs = [[metrics.accuracy(torch.cat(o), torch.cat(ys)) for o in outs]
+            for outs, ys in ((full_outs, full_labels), (curve_outs, curve_labels))]
+    return accs[0], accs[1], len(positions)
+
+
 
 
 def _dataset(spec: specs.Spec, split: str, train_transform: bool | None = None):
@@ -136,6 +198,9 @@ class _Stream:
                       else _one_hot(info.num_classes, smoothing))
         self.soft_ce = SoftTargetCrossEntropy()
         self.eval_every = specs.preset(spec.preset).eval_every
+        curve = specs.preset(spec.preset).curve_test_images
+        self.curve_positions = (data.stratified_subset(data.split.dataset_labels(self.test_set), curve)
+                                if curve is not None and curve < len(self.test_set) else None)
         self.steps = len(self.train_set) // spec.batch_size
         self.loader = None  # made at the first epoch, reseeded (workers kept) at the next ones
         self.teacher_forwards = 0
@@ -231,16 +296,21 @@ def _end_epoch(s: _Stream, now: list[Member], epoch: int, steps: int, seconds: f
     due = [m for m in now if epoch + 1 == m.epochs or (epoch + 1) % s.eval_every == 0]
     budget = checkpoint_budget()
     accs: dict[int, float] = {}
+    images: dict[int, int] = {}
     vals: dict[int, float] = {}
     if due:
-        outs, y = predict_many([m.model for m in due], s.test_set, device=s.device)
-        accs = {id(m): metrics.accuracy(o, y) for m, o in zip(due, outs)}
+        final = [m for m in due if epoch + 1 == m.epochs]  # a result is taken from it: the full test set
+        curve = [m for m in due if epoch + 1 != m.epochs]
+        full_accs, curve_accs, curve_images = evaluate([m.model for m in final], [m.model for m in curve],
+                                                       s.test_set, s.curve_positions, device=s.device)
+        accs = {id(m): a for m, a in zip(final, full_accs)} | {id(m): a for m, a in zip(curve, curve_accs)}
+        images = {id(m): len(s.test_set) for m in final} | {id(m): curve_images for m in curve}
         if s.val_set is not None:
-            outs, y = predict_many([m.model for m in due], s.val_set, device=s.device)
-            vals = {id(m): metrics.accuracy(o, y) for m, o in zip(due, outs)}
+            val_accs = evaluate([m.model for m in due], [], s.val_set, None, device=s.device)[0]
+            vals = {id(m): a for m, a in zip(due, val_accs)}
     for m in now:
         record = {"epoch": epoch + 1, "train_loss": m.loss_sum.item() / max(1, steps), "test_acc": accs.get(id(m)),
-                  "seconds": seconds}
+                  "test_images": images.get(id(m)), "seconds": seconds}
         if s.val_set is not None:
             record["val_acc"] = vals.get(id(m))
         if m.objective is not None and hasattr(m.objective, "current_temperature"):

@@ -22,7 +22,7 @@ from kdlib.data.loaders import EpochSampler, make_loader, reseed
 from kdlib.data.mini import (COARSE_CLASSES, DEBIAN_FASHION_MNIST, FASHION_CLASSES, FINE_TO_COARSE, MINI_SETS,
                              MINI_WORLD, MiniDataset, MiniSplit, MiniWorld, fashion_mnist_root, mini_split)
 from kdlib.data.paper import FileDataset, TinyImageNetVal
-from kdlib.data.split import DEFAULT_VAL_FRACTION, SPLIT_SEED, SubsetDataset, stratified_split
+from kdlib.data.split import DEFAULT_VAL_FRACTION, SPLIT_SEED, SubsetDataset, stratified_split, stratified_subset
 from kdlib.data.registry import build_dataset, check_name, dataset_info, dataset_names, train_size
 from kdlib.data.transforms import (MINI_RANDAUG, PAPER_RANDAUG, MiniAugment, ToMode, file_transform,
                                    randaug_magnitude)
@@ -33,4 +33,5 @@ __all__ = [
     "MiniSplit", "MiniWorld", "fashion_mnist_root", "mini_split", "FileDataset", "TinyImageNetVal",
     "build_dataset", "check_name", "dataset_info", "dataset_names", "train_size", "MINI_RANDAUG", "PAPER_RANDAUG", "MiniAugment", "ToMode",
     "file_transform", "randaug_magnitude", "DEFAULT_VAL_FRACTION", "SPLIT_SEED", "SubsetDataset", "stratified_split",
+    "stratified_subset",
 ]

@@ -59,8 +59,9 @@ def accuracy_by_duration(agg: pd.DataFrame, metric: str, best_t: float, best_acc
         width=340, height=240, title=alt.Title("Accuracy vs temperature", subtitle=subtitle))
 
 
-def accuracy_by_epoch(frame: pd.DataFrame, metric: str, epochs: Any, best_t: float) -> alt.Chart:
-    """Accuracy vs epoch at the chosen temperatures, the best T thick."""
+def accuracy_by_epoch(frame: pd.DataFrame, metric: str, epochs: Any, best_t: float, note: str = "") -> alt.Chart:
+    """Accuracy vs epoch at the chosen temperatures, the best T thick; ``note``: which test images
+    the points came from (``analysis.curve_note``)."""
     m = metric
     if frame.empty:
         frame = pd.DataFrame({"epoch": [], m: [], "T": [], "best": [], "in_flight": []})
@@ -76,7 +77,8 @@ def accuracy_by_epoch(frame: pd.DataFrame, metric: str, epochs: Any, best_t: flo
                                   scale=alt.Scale(domain=[False, True], range=[[1, 0], [6, 4]])),
         tooltip=["T", "epoch", alt.Tooltip(f"{m}:Q", format=".2f"), "seeds", alt.Tooltip("in_flight:N", title="in flight")],
     ).properties(width=340, height=240, title=alt.Title(f"Accuracy vs epoch ({label(epochs)} epochs)",
-                                                        subtitle=f"thick: best T={best_t:g}; dashed: still training"))
+                                                        subtitle=[f"thick: best T={best_t:g}; dashed: still training"]
+                                                        + ([note] if note else [])))
 
 
 def temperature_state(profile: alt.Chart, sample: alt.Chart, name: str, r: dict[str, Any]) -> alt.HConcatChart:

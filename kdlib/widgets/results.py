@@ -139,6 +139,7 @@ class ResultsExplorer(render.Explorer):
                          "seeds": int(best["seeds"]), "accuracy_at_t1": float(at_one.iloc[0]) if len(at_one) else None,
                          "epochs": chosen, "runs": int(len(rows))}
         self.epoch_data = pd.DataFrame()
+        self.curve_note = ""
         if self._history is not None:
             picked = rows[(durations == chosen) & rows["temperature"].isin(list(self._temps.value))]
             ep = analysis.epoch_curves(self._history, picked, m).assign(in_flight=False)
@@ -146,6 +147,7 @@ class ResultsExplorer(render.Explorer):
             ep = pd.concat([ep, live], ignore_index=True) if len(live) else ep
             self.epoch_data = ep.assign(best=ep["temperature"] == self.best_temperature,
                                         T=ep["temperature"].map(lambda t: f"T={t:g}"))
+            self.curve_note = analysis.curve_note(self._history, pd.concat([picked, self._live_rows(chosen)]))
         if self._live:
             self._draw(readouts=self._readout_html())
         else:
@@ -186,7 +188,8 @@ class ResultsExplorer(render.Explorer):
                                            self.readouts["best_accuracy"], self.readouts["epochs"], self._title())
 
     def _epoch_chart(self) -> alt.Chart:
-        return charts.accuracy_by_epoch(self.epoch_data, self._metric, self.readouts["epochs"], self.best_temperature)
+        return charts.accuracy_by_epoch(self.epoch_data, self._metric, self.readouts["epochs"], self.best_temperature,
+                                        self.curve_note if self._metric == "test_acc" else "")
 
     def _static_chart(self) -> alt.TopLevelMixin:
         parts = [self._t_chart()] + ([self._epoch_chart()] if self._history is not None else [])
