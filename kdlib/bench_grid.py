@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import statistics
 import tempfile
 import time
@@ -56,12 +57,17 @@ def _counting_streams(found: list) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _every_epoch() -> Iterator[None]:
-    budget = train.CHECKPOINT_BUDGET
-    train.CHECKPOINT_BUDGET = float("inf")
+    """A checkpoint every epoch (today's cadence): ``KDLIB_CHECKPOINT_BUDGET=inf`` for the duration, which
+    wins over a value the user set (restored afterwards; ``train.checkpoint_budget`` reads it each epoch)."""
+    before = os.environ.get("KDLIB_CHECKPOINT_BUDGET")
+    os.environ["KDLIB_CHECKPOINT_BUDGET"] = "inf"
     try:
         yield
     finally:
-        train.CHECKPOINT_BUDGET = budget
+        if before is None:
+            os.environ.pop("KDLIB_CHECKPOINT_BUDGET", None)
+        else:
+            os.environ["KDLIB_CHECKPOINT_BUDGET"] = before
 
 
 def _timed(fn: Callable[[], None]) -> dict[str, float]:
