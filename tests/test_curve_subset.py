@@ -1,8 +1,10 @@
 """Intermediate evaluations on a fixed test subset; the last epoch on the full test set, unchanged."""
+import copy
+
 import pytest
 import torch
 
-from kdlib import data, models, specs, store, train
+from kdlib import data, members, models, numerics, specs, store, train
 
 
 def test_the_subset_is_stratified_deterministic_and_exact_in_size():
@@ -22,14 +24,16 @@ def test_presets_name_their_curve_subset():
 
 
 def _plain_accuracy(model, dataset, positions=None, batch=100):
-    """By hand: eager forward in eval mode, argmax, count (no kdlib loader or metric)."""
-    model.eval()
+    """By hand: eager forward in eval mode, argmax, count (no kdlib loader or metric), in the memory
+    format kdlib trains and evaluates in (``numerics.channels_last``), named explicitly."""
+    fmt = torch.channels_last if numerics.channels_last(torch.device("cpu")) else torch.contiguous_format
+    model = copy.deepcopy(model).to(memory_format=fmt).eval()
     idx = list(range(len(dataset))) if positions is None else positions.tolist()
     correct = 0
     with torch.no_grad():
         for a in range(0, len(idx), batch):
             items = [dataset[i] for i in idx[a:a + batch]]
-            x = torch.stack([im for im, _ in items]).float() / 255
+            x = (torch.stack([im for im, _ in items]).float() / 255).contiguous(memory_format=fmt)
             y = torch.tensor([lab for _, lab in items])
             correct += int((model(x).argmax(1) == y).sum())
     return 100.0 * correct / len(idx)
@@ -39,8 +43,8 @@ def test_evaluate_matches_independent_counts_whatever_is_evaluated_with_it():
     test_set = data.build_dataset("fmnist-fine", "test")
     positions = data.stratified_subset(data.split.dataset_labels(test_set), 1000)
     torch.manual_seed(1)
-    a, b = models.create("resnet18", 10), models.create("resnet18", 10)
     cpu = torch.device("cpu")
+    a, b = (members.prepare_model(models.create("resnet18", 10), cpu) for _ in range(2))  # as a pass holds them
     full, curve, n = train.evaluate([a], [b], test_set, positions, device=cpu)
     only_curve = train.evaluate([], [b], test_set, positions, device=cpu)
     assert n == 1000 and only_curve == ([], curve, 1000)  # a curve point does not depend on who ends then
