@@ -15,6 +15,14 @@ epochs; no store, checkpoints, per-tensor clipping or per-sample seeding), and s
 where kdlib's extra time goes: ``bare_loop_ratio`` is bare seconds / kdlib seconds for
 the whole run (1.0: as fast), ``bare_loop_ratio_train_only`` the same for the steps alone.
 
+``student_step_vs_bare`` (summary.json) is everything a K = 8 pass does, the whole
+``train.distill_pass`` call (set-up, data, teacher, the K students' steps with per-tensor
+clipping, evaluation, checkpoints), divided by its K x steps student steps, over the median
+step a user writes by hand (``bench_grid.bare_step_s``: plain eager torch, default memory
+format, the hand-written KD loss, backward, ``torch.optim.AdamW``, no clipping) on the same
+batch size and a real mixed batch of the stream. ``vmap`` (summary.json) is the prototype of
+K students as one vmapped model (``bench_grid.vmap_students``).
+
 ``separate_s`` / ``shared_s`` are the seconds of the training steps of ``train.train_pass``
 (from an epoch's first batch to its last step), the ``*_wall_s`` those of the whole
 ``train.distill_pass`` call (set-up, evaluation and checkpoints too). ``separate_s`` is K times
@@ -310,10 +318,15 @@ def summarize(records: list[dict[str, Any]], args, save: Callable[[dict[str, Any
 
     load = os.getloadavg()
     k8 = max(records, key=lambda r: r["k"])
+    # student_step_vs_bare: everything a K = 8 pass does (set-up, data, teacher, K students' steps with
+    # clipping, evaluation, checkpoints: the whole distill_pass call) per student step, over a step as a
+    # user writes it by hand (eager, default memory format, same batch size, a real mixed batch).
     per_step = k8["shared_wall_s"] / (k8["k"] * k8["steps"])
-    bare = bench_grid.bare_step_s(args.batch_size)
+    bare = bench_grid.bare_step_s(args.batch_size, clock=_clock)
     out: dict[str, Any] = {"k8_shared_efficiency": k8["efficiency"], "k": k8["k"],
                            "student_step_vs_bare": per_step / bare, "student_step_s": per_step, "bare_step_s": bare}
+    if args.vmap:
+        out["vmap"] = bench_grid.vmap_students(k8["k"], args.batch_size, clock=_clock)
     if args.grid_epochs:
         g = bench_grid.grid02(args.grid_epochs, lambda totals: _instrument(totals))
         key = "cpu_s" if args.clock == "cpu" else "wall_s"
@@ -362,6 +375,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                         help="longest duration of notebook 02's grid (its default is 30; 0 skips the grid)")
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
                         help="measure torch.compile (compile time included; minutes on a CPU)")
+    parser.add_argument("--vmap", action=argparse.BooleanOptionalAction, default=True,
+                        help="measure the prototype: K students as one vmapped model vs K eager ones")
     parser.add_argument("--summary", action=argparse.BooleanOptionalAction, default=True,
                         help="write summary.json (the grid, the bare step, compiling)")
     parser.add_argument("--out", type=Path, default=None, help="folder of sweep.json (default outputs/bench)")
