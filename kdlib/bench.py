@@ -14,14 +14,7 @@ batch size, MixUp/CutMix, AdamW and cosine schedule, test-set evaluation at the 
 epochs; no store, checkpoints, per-tensor clipping or per-sample seeding), and says
 where kdlib's extra time goes: ``bare_loop_ratio`` is bare seconds / kdlib seconds for
 the whole run (1.0: as fast), ``bare_loop_ratio_train_only`` the same for the steps alone.
-
-``student_step_vs_bare`` (summary.json) is everything a K = 8 pass does, the whole
-``train.distill_pass`` call (set-up, data, teacher, the K students' steps with per-tensor
-clipping, evaluation, checkpoints), divided by its K x steps student steps, over the median
-step a user writes by hand (``bench_grid.bare_step_s``: plain eager torch, default memory
-format, the hand-written KD loss, backward, ``torch.optim.AdamW``, no clipping) on the same
-batch size and a real mixed batch of the stream. ``vmap`` (summary.json) is the prototype of
-K students as one vmapped model (``bench_grid.vmap_students``).
+``student_step_vs_bare``: a K = 8 pass's ``distill_pass`` call per student step ÷ a step by hand (README).
 
 ``separate_s`` / ``shared_s`` are the seconds of the training steps of ``train.train_pass``
 (from an epoch's first batch to its last step), the ``*_wall_s`` those of the whole
@@ -187,9 +180,8 @@ def bare_loop(args, teacher: torch.nn.Module, steps: int) -> dict[str, float]:
     dataset = data.build_dataset(spec.dataset, "train", preset=spec.preset)
     test_set = data.build_dataset(spec.dataset, "test", preset=spec.preset)
     eval_every = specs.preset(spec.preset).eval_every
-    n_curve = specs.preset(spec.preset).curve_test_images  # intermediate epochs on the same subset as kdlib
-    curve = (data.stratified_subset(data.split.dataset_labels(test_set), n_curve).tolist()
-             if n_curve is not None and n_curve < len(test_set) else None)
+    n_curve = specs.preset(spec.preset).curve_test_images or len(test_set)  # intermediate epochs: kdlib's subset
+    curve = data.stratified_subset(data.split.dataset_labels(test_set), n_curve).tolist()
     torch.manual_seed(0)
     student = models.create(spec.student, info.num_classes, preset=spec.preset)
     loader = torch.utils.data.DataLoader(dataset, batch_size=spec.batch_size, shuffle=True, drop_last=True)
@@ -221,7 +213,7 @@ def bare_loop(args, teacher: torch.nn.Module, steps: int) -> dict[str, float]:
             evaluated = _clock()
             student.eval()
             correct = 0
-            scored = test_set if done == steps or curve is None else torch.utils.data.Subset(test_set, curve)
+            scored = test_set if done == steps else torch.utils.data.Subset(test_set, curve)
             with torch.no_grad():
                 for images, labels in torch.utils.data.DataLoader(scored, batch_size=512):
                     correct += (student(images.float().div_(255)).argmax(1) == labels).sum().item()
@@ -318,9 +310,6 @@ def summarize(records: list[dict[str, Any]], args, save: Callable[[dict[str, Any
 
     load = os.getloadavg()
     k8 = max(records, key=lambda r: r["k"])
-    # student_step_vs_bare: everything a K = 8 pass does (set-up, data, teacher, K students' steps with
-    # clipping, evaluation, checkpoints: the whole distill_pass call) per student step, over a step as a
-    # user writes it by hand (eager, default memory format, same batch size, a real mixed batch).
     per_step = k8["shared_wall_s"] / (k8["k"] * k8["steps"])
     bare = bench_grid.bare_step_s(args.batch_size, clock=_clock)
     out: dict[str, Any] = {"k8_shared_efficiency": k8["efficiency"], "k": k8["k"],
@@ -375,8 +364,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                         help="longest duration of notebook 02's grid (its default is 30; 0 skips the grid)")
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
                         help="measure torch.compile (compile time included; minutes on a CPU)")
-    parser.add_argument("--vmap", action=argparse.BooleanOptionalAction, default=True,
-                        help="measure the prototype: K students as one vmapped model vs K eager ones")
+    parser.add_argument("--vmap", action=argparse.BooleanOptionalAction, default=True, help="K vmapped students")
     parser.add_argument("--summary", action=argparse.BooleanOptionalAction, default=True,
                         help="write summary.json (the grid, the bare step, compiling)")
     parser.add_argument("--out", type=Path, default=None, help="folder of sweep.json (default outputs/bench)")

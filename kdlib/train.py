@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 
 from kdlib import data, history, logit_cache, losses, metrics, models, specs
 from kdlib.device import pick as pick_device  # loud: CUDA asked for but unusable is an error
+from kdlib.evaluation import evaluate, predict, predict_many  # train.evaluate: the name the benchmark times
 from kdlib.members import (Member, compiled_forward, make_optimizer, prepare_model, scaler, teacher_forward,
                             to_input)
 from kdlib.members import mixer as _mixer  # module names the benchmark times (train._mixer)
@@ -85,95 +86,6 @@ def clip_per_tensor(params: list[nn.Parameter], max_norm: float) -> None:
     norms = torch._foreach_norm(grads)
     scales = [torch.clamp(max_norm / (n + 1e-6), max=1.0) for n in norms]
     torch._foreach_mul_(grads, scales)
-
-
-@torch.no_grad()
-def predict(model: nn.Module, dataset, *, batch_size: int = 512, device: torch.device | None = None,
-            progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits and labels of ``model`` on every item of ``dataset`` (no augmentation)."""
-    outs, labels = predict_many([model], dataset, batch_size=batch_size, device=device, progress=progress)
-    return outs[0], labels
-
-
-@torch.no_grad()
-def predict_many(models_: list[nn.Module], dataset, *, batch_size: int = 512, device: torch.device | None = None,
-                 progress: bool = False) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """Logits of several models from one pass over the data (each batch is loaded once)."""
-    device = device or pick_device()
-    was_training = [m.training for m in models_]
-    for m in models_:
-        m.eval()
-    outs: list[list[torch.Tensor]] = [[] for _ in models_]
-    labels = []
-    loader = data.make_loader(dataset, batch_size, train=False)
-    for images, y in tqdm(loader, desc="predict", leave=False, disable=not progress):
-        x = to_input(images, device)
-        with autocast(device):
-            for out, m in zip(outs, models_):
-                out.append(m(x).float().cpu())
-        labels.append(y)
-    for m, t in zip(models_, was_training):
-        m.train(t)
-    return [torch.cat(o) for o in outs], torch.cat(labels)
-
-
-@torch.no_grad()
-def evaluate(full: list[nn.Module], curve: list[nn.Module], dataset, positions: torch.Tensor | None, *,
-             batch_size: int = 512, device: torch.device | None = None) -> tuple[list[float], list[float], int]:
-    """Top-1 accuracies of ``full`` on all of ``dataset`` and of ``curve`` on its items ``positions``
-    (None: all), from one pass over the data; returns (full accuracies, curve accuracies, curve images).
-
-    ``full`` sees exactly what ``predict_many`` sees (the batches of ``batch_size`` in item order), so
-    a final accuracy does not depend on the subset. ``curve`` sees, of each of those batches, its
-    items in ``positions``, whether or not ``full`` models are evaluated in the same pass: the same
-    inputs, so a curve point does not depend on which members happen to end at that epoch.
-    """
-    if positions is None or not curve:  # everyone on the full set: predict_many's pass
-        outs, y = predict_many(full + curve, dataset, batch_size=batch_size, device=device) if full + curve \
-            else ([], None)
-        accs = [metrics.accuracy(o, y) for o in outs]
-        return accs[:len(full)], accs[len(full):], len(dataset)
-    device = device or pick_device()
-    chosen = torch.zeros(len(dataset), dtype=torch.bool)
-    chosen[positions] = True
-    every = full + curve
-    was_training = [m.training for m in every]
-    for m in every:
-        m.eval()
-    full_outs: list[list[torch.Tensor]] = [[] for _ in full]
-    curve_outs: list[list[torch.Tensor]] = [[] for _ in curve]
-    full_labels, curve_labels = [], []
-    loader = data.make_loader(dataset, batch_size, train=False)
-    if not full:  # only the subset's items, grouped as they fall into the full batches
-        groups = [[i for i in range(a, min(a + batch_size, len(dataset))) if chosen[i]]
-                  for a in range(0, len(dataset), batch_size)]
-        loader = torch.utils.data.DataLoader(dataset, batch_sampler=[g for g in groups if g],
-                                             num_workers=loader.num_workers)
-    start = 0
-    for images, y in loader:
-        if full:
-            mask = chosen[start:start + len(y)]
-            start += len(y)
-            x = to_input(images, device)
-            with autocast(device):
-                for out, m in zip(full_outs, full):
-                    out.append(m(x).float().cpu())
-            full_labels.append(y)
-            images, y = images[mask], y[mask]
-            if not len(y):
-                continue
-        x = to_input(images, device)
-        with autocast(device):
-            for out, m in zip(curve_outs, curve):
-                out.append(m(x).float().cpu())
-        curve_labels.append(y)
-    for m, t in zip(every, was_training):
-        m.train(t)
-    accs = [[metrics.accuracy(torch.cat(o), torch.cat(ys)) for o in outs]
-            for outs, ys in ((full_outs, full_labels), (curve_outs, curve_labels))]
-    return accs[0], accs[1], len(positions)
-
-
 
 
 def _dataset(spec: specs.Spec, split: str, train_transform: bool | None = None):
