@@ -364,3 +364,18 @@ def epoch_curves(history: pd.DataFrame, rows: pd.DataFrame, metric: str = "test_
     hist = hist.merge(rows[["run_id", "temperature"]], on="run_id")
     return (hist.groupby(["temperature", "epoch"])[metric].agg(["mean", "count"]).reset_index()
             .rename(columns={"mean": metric, "count": "seeds"}))
+
+
+def curve_note(history: pd.DataFrame, rows: pd.DataFrame) -> str:
+    """How many test images the curve points of ``rows`` came from (``test_images`` of each history row):
+    e.g. "intermediate epochs: 1,000-image test subset; last epoch: full test set (5,000)"; "" when unrecorded."""
+    if "test_images" not in history or "run_id" not in rows:
+        return ""
+    hist = history[history["run_id"].isin(rows["run_id"])]
+    sizes = sorted({int(n) for n in hist["test_images"].dropna()})
+    if not sizes:
+        return ""
+    if len(sizes) == 1:
+        return f"test accuracy on {sizes[0]:,} images"
+    return (f"intermediate epochs: {', '.join(f'{n:,}' for n in sizes[:-1])}-image test subset; "
+            f"last epoch: full test set ({sizes[-1]:,})")

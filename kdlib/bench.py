@@ -14,6 +14,7 @@ batch size, MixUp/CutMix, AdamW and cosine schedule, test-set evaluation at the 
 epochs; no store, checkpoints, per-tensor clipping or per-sample seeding), and says
 where kdlib's extra time goes: ``bare_loop_ratio`` is bare seconds / kdlib seconds for
 the whole run (1.0: as fast), ``bare_loop_ratio_train_only`` the same for the steps alone.
+``student_step_vs_bare``: a K = 8 pass's ``distill_pass`` call per student step ÷ a step by hand (README).
 
 ``separate_s`` / ``shared_s`` are the seconds of the training steps of ``train.train_pass``
 (from an epoch's first batch to its last step), the ``*_wall_s`` those of the whole
@@ -124,7 +125,7 @@ def _instrument(totals: dict[str, float], teacher: torch.nn.Module | None = None
 
     started: list[float] = []
     with contextlib.ExitStack() as stack:
-        _wrap(train, "predict_many", totals, "evaluation_s", stack)
+        _wrap(train, "evaluate", totals, "evaluation_s", stack)
         _wrap(train, "clip_per_tensor", totals, "clipping_s", stack)
         _wrap(store.RunDir, "save_checkpoint", totals, "checkpoint_s", stack)
         data.make_loader, train._mixer = loader, timed_mixer
@@ -169,7 +170,8 @@ def bare_loop(args, teacher: torch.nn.Module, steps: int) -> dict[str, float]:
     """The textbook distillation loop: what kdlib's loop is measured against.
 
     ``steps`` steps, with a test-set evaluation where kdlib evaluates (every
-    ``eval_every`` epochs and at the end), so that both do the same work; ``wall_s``
+    ``eval_every`` epochs on the preset's ``curve_test_images`` subset, the full set at the
+    end), so that both do the same work; ``wall_s``
     counts everything from building the student on, ``train_steps_s`` only the steps.
     """
     start = _clock()
@@ -178,6 +180,8 @@ def bare_loop(args, teacher: torch.nn.Module, steps: int) -> dict[str, float]:
     dataset = data.build_dataset(spec.dataset, "train", preset=spec.preset)
     test_set = data.build_dataset(spec.dataset, "test", preset=spec.preset)
     eval_every = specs.preset(spec.preset).eval_every
+    n_curve = specs.preset(spec.preset).curve_test_images or len(test_set)  # intermediate epochs: kdlib's subset
+    curve = data.stratified_subset(data.split.dataset_labels(test_set), n_curve).tolist()
     torch.manual_seed(0)
     student = models.create(spec.student, info.num_classes, preset=spec.preset)
     loader = torch.utils.data.DataLoader(dataset, batch_size=spec.batch_size, shuffle=True, drop_last=True)
@@ -209,10 +213,11 @@ def bare_loop(args, teacher: torch.nn.Module, steps: int) -> dict[str, float]:
             evaluated = _clock()
             student.eval()
             correct = 0
+            scored = test_set if done == steps else torch.utils.data.Subset(test_set, curve)
             with torch.no_grad():
-                for images, labels in torch.utils.data.DataLoader(test_set, batch_size=512):
+                for images, labels in torch.utils.data.DataLoader(scored, batch_size=512):
                     correct += (student(images.float().div_(255)).argmax(1) == labels).sum().item()
-            totals["test_acc"] = 100.0 * correct / len(test_set)
+            totals["test_acc"] = 100.0 * correct / len(scored)
             _add(totals, "evaluation_s", _clock() - evaluated)
     totals["wall_s"] = _clock() - start
     return totals
@@ -306,9 +311,11 @@ def summarize(records: list[dict[str, Any]], args, save: Callable[[dict[str, Any
     load = os.getloadavg()
     k8 = max(records, key=lambda r: r["k"])
     per_step = k8["shared_wall_s"] / (k8["k"] * k8["steps"])
-    bare = bench_grid.bare_step_s(args.batch_size)
+    bare = bench_grid.bare_step_s(args.batch_size, clock=_clock)
     out: dict[str, Any] = {"k8_shared_efficiency": k8["efficiency"], "k": k8["k"],
                            "student_step_vs_bare": per_step / bare, "student_step_s": per_step, "bare_step_s": bare}
+    if args.vmap:
+        out["vmap"] = bench_grid.vmap_students(k8["k"], args.batch_size, clock=_clock)
     if args.grid_epochs:
         g = bench_grid.grid02(args.grid_epochs, lambda totals: _instrument(totals))
         key = "cpu_s" if args.clock == "cpu" else "wall_s"
@@ -357,6 +364,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                         help="longest duration of notebook 02's grid (its default is 30; 0 skips the grid)")
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
                         help="measure torch.compile (compile time included; minutes on a CPU)")
+    parser.add_argument("--vmap", action=argparse.BooleanOptionalAction, default=True, help="K vmapped students")
     parser.add_argument("--summary", action=argparse.BooleanOptionalAction, default=True,
                         help="write summary.json (the grid, the bare step, compiling)")
     parser.add_argument("--out", type=Path, default=None, help="folder of sweep.json (default outputs/bench)")

@@ -11,7 +11,9 @@ and the checkpoint cadence. Models are random (speed does not depend on what the
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
+import os
 import statistics
 import tempfile
 import time
@@ -20,7 +22,7 @@ from typing import Any, Callable, Iterator
 
 import torch
 
-from kdlib import data, jobs, losses, models, runs, specs, store, studies, train
+from kdlib import data, jobs, models, runs, specs, store, studies, train
 
 GRID02 = dict(temperatures=(1.0, 4.0, 40.0), optimizers=("adamw", "sgd"), batch_sizes=(32, 128),
               fractions=(0.0625, 0.125, 0.25, 0.5, 1.0))
@@ -56,12 +58,17 @@ def _counting_streams(found: list) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _every_epoch() -> Iterator[None]:
-    budget = train.CHECKPOINT_BUDGET
-    train.CHECKPOINT_BUDGET = float("inf")
+    """A checkpoint every epoch (today's cadence): ``KDLIB_CHECKPOINT_BUDGET=inf`` for the duration, which
+    wins over a value the user set (restored afterwards; ``train.checkpoint_budget`` reads it each epoch)."""
+    before = os.environ.get("KDLIB_CHECKPOINT_BUDGET")
+    os.environ["KDLIB_CHECKPOINT_BUDGET"] = "inf"
     try:
         yield
     finally:
-        train.CHECKPOINT_BUDGET = budget
+        if before is None:
+            os.environ.pop("KDLIB_CHECKPOINT_BUDGET", None)
+        else:
+            os.environ["KDLIB_CHECKPOINT_BUDGET"] = before
 
 
 def _timed(fn: Callable[[], None]) -> dict[str, float]:
@@ -110,26 +117,37 @@ def grid02(longest: int, instrument: Callable) -> dict[str, Any]:
     return out
 
 
-def bare_step_s(batch_size: int, repeat: int = 20) -> float:
-    """Median seconds of a bare eager student step (forward, KD loss, backward, AdamW) on one mini batch."""
+def _batch(batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first mixed batch of a mini stream (seed 0, epoch 0: what a pass's first step sees) and a random
+    teacher's logits of it."""
     info = data.dataset_info("fmnist-fine")
+    train.seed_epoch(0, 0)
+    loader = data.make_loader(data.build_dataset("fmnist-fine", "train"), batch_size, train=True, seed=0, epoch=0)
+    images, labels = next(iter(loader))
+    x, _ = train._mixer(info.num_classes, 0.0)(images.float().div_(255), labels)
     torch.manual_seed(0)
-    student = models.create("resnet18", info.num_classes)
-    teacher = models.create("resnet50", info.num_classes).eval()
-    x = torch.rand(batch_size, 1, 32, 32)
     with torch.no_grad():
-        t_logits = teacher(x)
-    loss_fn = losses.build("kd", temperature=4.0)
+        t_logits = models.create("resnet50", info.num_classes).eval()(x)
+    return x, t_logits
+
+
+def bare_step_s(batch_size: int, repeat: int = 20, clock: Callable[[], float] = time.process_time) -> float:
+    """Median seconds of a student step as a user writes it by hand: plain eager torch, default memory format,
+    the hand-written KD loss, backward, ``torch.optim.AdamW``; on a pass's first real mixed batch."""
+    info = data.dataset_info("fmnist-fine")
+    x, t_logits = _batch(batch_size)
+    torch.manual_seed(0)
+    student = models.create("resnet18", info.num_classes).train()
     opt = torch.optim.AdamW(student.parameters(), lr=1e-3, weight_decay=0.05)
     times = []
     for i in range(repeat + 3):
-        start = time.process_time()
-        loss = loss_fn(student(x), t_logits, t_logits.argmax(1))
+        start = clock()
+        loss = _kd(student(x), t_logits)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         if i >= 3:  # the first steps allocate
-            times.append(time.process_time() - start)
+            times.append(clock() - start)
     return statistics.median(times)
 
 
@@ -145,3 +163,86 @@ def compile_speedup(group: list[specs.Distill], teacher: torch.nn.Module) -> dic
                                                           use_cache=False, compile=flag))["cpu_s"]
     out["compile_speedup"] = out["eager_s"] / out["compiled_s"]
     return out
+
+
+def _kd(logits: torch.Tensor, t_logits: torch.Tensor, temperature: float = 4.0) -> torch.Tensor:
+    """The textbook KD loss, written by hand (what a user's bare loop has)."""
+    return torch.nn.functional.kl_div(torch.log_softmax(logits / temperature, -1),
+                                      torch.log_softmax(t_logits / temperature, -1), log_target=True,
+                                      reduction="batchmean") * temperature ** 2
+
+
+def _eager_step(students: list[torch.nn.Module], opts: list, x: torch.Tensor, t_logits: torch.Tensor) -> None:
+    """One step of each of K separate eager students: KD loss, backward, per-tensor clipping, AdamW."""
+    for s, opt in zip(students, opts):
+        loss = _kd(s(x), t_logits)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        train.clip_per_tensor(list(s.parameters()), 1.0)
+        opt.step()
+
+
+def _vmapped_step(forward: Callable, params: dict, buffers: dict, opt, x: torch.Tensor,
+                  t_logits: torch.Tensor) -> None:
+    """The same step of K stacked students at once; clipping on each model's own norm of each tensor."""
+    logits = forward(params, buffers, x)                                 # (K, batch, classes)
+    loss = sum(_kd(logits[i], t_logits) for i in range(len(logits)))    # each model's own loss: own gradients
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    grads = [p.grad for p in params.values()]
+    norms = [g.flatten(1).norm(dim=1) for g in grads]                    # per model, per tensor
+    torch._foreach_mul_(grads, [torch.clamp(1.0 / (n + 1e-6), max=1.0).view(-1, *[1] * (g.dim() - 1))
+                                for n, g in zip(norms, grads)])
+    opt.step()
+
+
+def vmap_students(k: int = 8, batch_size: int = 128, repeat: int = 10,
+                  clock: Callable[[], float] = time.process_time) -> dict[str, Any]:
+    """A prototype: K mini students as one vmapped model against K separate eager students.
+
+    Both take, on one real mixed batch, the KD loss's forward and backward, per-tensor
+    gradient clipping (per model: each stacked tensor's norm over its model's slice) and
+    AdamW. The vmapped students are ``torch.func.stack_module_state`` + ``functional_call``
+    under ``torch.vmap``; BatchNorm uses training-mode batch statistics with stacked running
+    buffers (one set per model). The eager students run in the default memory format and, as
+    kdlib's CPU default, in channels_last. Returns the median seconds per student step of each,
+    and whether the first forward of the vmapped students equals the eager one bit for bit."""
+    from torch.func import functional_call, stack_module_state
+
+    info = data.dataset_info("fmnist-fine")
+    x, t_logits = _batch(batch_size)
+    torch.manual_seed(0)
+    students = [models.create("resnet18", info.num_classes).train() for _ in range(k)]
+    params, buffers = stack_module_state(students)
+    shell = copy.deepcopy(students[0]).to("meta")
+
+    def one(p, b, inputs):
+        return functional_call(shell, (p, b), (inputs,))
+
+    forward = torch.vmap(one, in_dims=(0, 0, None), randomness="different")
+    with torch.no_grad():
+        eager0 = torch.stack([s(x) for s in students])
+        stacked0 = forward(params, {n: b.clone() for n, b in buffers.items()}, x)
+    last = [copy.deepcopy(s).to(memory_format=torch.channels_last) for s in students]  # as kdlib's CPU default
+    x_last = x.contiguous(memory_format=torch.channels_last)
+    eager_opts = [torch.optim.AdamW(s.parameters(), lr=1e-3, weight_decay=0.05) for s in students]
+    last_opts = [torch.optim.AdamW(s.parameters(), lr=1e-3, weight_decay=0.05) for s in last]
+    stacked_opt = torch.optim.AdamW(list(params.values()), lr=1e-3, weight_decay=0.05)
+
+    times: dict[str, list[float]] = {"eager": [], "eager_channels_last": [], "vmapped": []}
+    steps = (("eager", lambda: _eager_step(students, eager_opts, x, t_logits)),
+             ("eager_channels_last", lambda: _eager_step(last, last_opts, x_last, t_logits)),
+             ("vmapped", lambda: _vmapped_step(forward, params, buffers, stacked_opt, x, t_logits)))
+    for i in range(repeat + 2):  # interleaved, the first two steps of each allocate
+        for name, step in steps:
+            start = clock()
+            step()
+            if i >= 2:
+                times[name].append((clock() - start) / k)
+    eager_s, vmapped_s = statistics.median(times["eager"]), statistics.median(times["vmapped"])
+    last_s = statistics.median(times["eager_channels_last"])
+    return {"k": k, "batch_size": batch_size, "eager_student_step_s": eager_s,
+            "eager_channels_last_student_step_s": last_s, "vmapped_student_step_s": vmapped_s,
+            "vmap_speedup": eager_s / vmapped_s, "vmap_speedup_vs_channels_last": last_s / vmapped_s,
+            "first_forward_max_abs_diff": float((eager0 - stacked0).abs().max()),
+            "bit_identical": bool(torch.equal(eager0, stacked0))}

@@ -1,7 +1,7 @@
 """What a run's last bits depend on: device, mixed precision, compilation and memory format.
 
-Every switch that trades bit-equality with earlier runs for speed lives here, off unless
-asked where it changes CPU numbers, and is recorded in each run's result (``compiled``,
+Every switch that trades bit-equality with earlier runs for speed lives here, on by default
+only where it is measured faster end to end, and is recorded in each run's result (``compiled``,
 ``channels_last``, ``amp``) and in the key of the teacher-logit cache.
 """
 from __future__ import annotations
@@ -36,9 +36,11 @@ def compile_enabled(device: torch.device, choice: bool | None = None) -> bool:
 
 
 def channels_last(device: torch.device) -> bool:
-    """channels_last memory format: on CUDA by default; on CPU only with ``KDLIB_CHANNELS_LAST=1``
-    (faster there too, but it changes the last bits, so the default keeps earlier CPU numbers)."""
-    return flag("KDLIB_CHANNELS_LAST", device.type == "cuda")
+    """channels_last memory format for models and inputs: on by default on CUDA and CPU, ``KDLIB_CHANNELS_LAST=0``
+    turns it off. Measured end to end on the 2-core CPU (a mini pass of 3 epochs, one thread, CPU time):
+    1.18x faster at K = 1, 1.42x at K = 8. It changes the last bits relative to results computed in the
+    default (contiguous) format before; each result records it (``channels_last``)."""
+    return flag("KDLIB_CHANNELS_LAST", device.type in ("cuda", "cpu"))
 
 
 def amp_dtype(device: torch.device) -> torch.dtype | None:

@@ -35,6 +35,11 @@ class Preset:
     weight_decay: float = 0.05
     label_smoothing: float = 0.1
     eval_every: int = 1
+    # Test images of an intermediate evaluation (a curve point): a fixed, stratified subset of the
+    # test set (``data.stratified_subset``); None: the full set. The last epoch of a run (the one its
+    # result is taken from) is always evaluated on the full test set. Each history row says how many
+    # images its accuracy came from (``test_images``).
+    curve_test_images: int | None = None
     world: str = "mini"              # which datasets and models the names map to: "mini" or "paper"
     seeds: tuple[int, ...] = (0,)    # the seeds a study at this scale should run (notebooks: -y "seeds: [...]")
     # The mini world's draw (corpus, target sets, test subset) is seeded apart from the runs: every run
@@ -81,6 +86,7 @@ PRESETS: dict[str, Preset] = {
         cnn_lr=1e-3,
         eval_every=5,
         test_images=5000,
+        curve_test_images=1000,  # of 5,000: evaluating all of them every 5 epochs cost more than a training epoch
     ),
     # The same mini world, trained long enough to leave the undertrained regime (issue 11):
     # distillation 1,400 optimizer steps (100 epochs x 14 batches of 64 from the 900 images left once 10 % is
@@ -102,6 +108,7 @@ PRESETS: dict[str, Preset] = {
         vit_lr=1e-3,
         cnn_lr=1e-3,
         eval_every=10,
+        curve_test_images=1000,
         seeds=(0, 1, 2),
         val_fraction=0.1,
         note="provisional until docs/calibration.md; make study runs it",

@@ -15,6 +15,11 @@ copy of torch's RNG, so a member ends exactly as if it had been trained alone. A
 joins the pass at the epoch it resumes from. Checkpoints are written at epoch ends on a
 cost budget (``KDLIB_CHECKPOINT_BUDGET``): every epoch while a write costs little next to
 the training since the last one, less often when epochs are tiny and writes are not.
+
+Every ``eval_every`` epochs the members are scored on the test set in one pass over it:
+an intermediate epoch (a curve point) on the preset's fixed, stratified subset
+(``curve_test_images``), a member's last epoch (its result) on the full set; each history
+row records how many images its accuracy came from (``test_images``).
 """
 from __future__ import annotations
 
@@ -32,6 +37,7 @@ from tqdm.auto import tqdm
 
 from kdlib import data, history, logit_cache, losses, metrics, models, specs
 from kdlib.device import pick as pick_device  # loud: CUDA asked for but unusable is an error
+from kdlib.evaluation import evaluate, predict, predict_many  # train.evaluate: the name the benchmark times
 from kdlib.members import (Member, compiled_forward, make_optimizer, prepare_model, scaler, teacher_forward,
                             to_input)
 from kdlib.members import mixer as _mixer  # module names the benchmark times (train._mixer)
@@ -82,38 +88,6 @@ def clip_per_tensor(params: list[nn.Parameter], max_norm: float) -> None:
     torch._foreach_mul_(grads, scales)
 
 
-@torch.no_grad()
-def predict(model: nn.Module, dataset, *, batch_size: int = 512, device: torch.device | None = None,
-            progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits and labels of ``model`` on every item of ``dataset`` (no augmentation)."""
-    outs, labels = predict_many([model], dataset, batch_size=batch_size, device=device, progress=progress)
-    return outs[0], labels
-
-
-@torch.no_grad()
-def predict_many(models_: list[nn.Module], dataset, *, batch_size: int = 512, device: torch.device | None = None,
-                 progress: bool = False) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """Logits of several models from one pass over the data (each batch is loaded once)."""
-    device = device or pick_device()
-    was_training = [m.training for m in models_]
-    for m in models_:
-        m.eval()
-    outs: list[list[torch.Tensor]] = [[] for _ in models_]
-    labels = []
-    loader = data.make_loader(dataset, batch_size, train=False)
-    for images, y in tqdm(loader, desc="predict", leave=False, disable=not progress):
-        x = to_input(images, device)
-        with autocast(device):
-            for out, m in zip(outs, models_):
-                out.append(m(x).float().cpu())
-        labels.append(y)
-    for m, t in zip(models_, was_training):
-        m.train(t)
-    return [torch.cat(o) for o in outs], torch.cat(labels)
-
-
-
-
 def _dataset(spec: specs.Spec, split: str, train_transform: bool | None = None):
     """The run's part of the train split: the rest, or the held-out validation part (``spec.val_fraction``)."""
     return data.build_dataset(spec.dataset, split, preset=spec.preset, train_transform=train_transform,
@@ -136,6 +110,9 @@ class _Stream:
                       else _one_hot(info.num_classes, smoothing))
         self.soft_ce = SoftTargetCrossEntropy()
         self.eval_every = specs.preset(spec.preset).eval_every
+        curve = specs.preset(spec.preset).curve_test_images
+        self.curve_positions = (data.stratified_subset(data.split.dataset_labels(self.test_set), curve)
+                                if curve is not None and curve < len(self.test_set) else None)
         self.steps = len(self.train_set) // spec.batch_size
         self.loader = None  # made at the first epoch, reseeded (workers kept) at the next ones
         self.teacher_forwards = 0
@@ -231,16 +208,21 @@ def _end_epoch(s: _Stream, now: list[Member], epoch: int, steps: int, seconds: f
     due = [m for m in now if epoch + 1 == m.epochs or (epoch + 1) % s.eval_every == 0]
     budget = checkpoint_budget()
     accs: dict[int, float] = {}
+    images: dict[int, int] = {}
     vals: dict[int, float] = {}
     if due:
-        outs, y = predict_many([m.model for m in due], s.test_set, device=s.device)
-        accs = {id(m): metrics.accuracy(o, y) for m, o in zip(due, outs)}
+        final = [m for m in due if epoch + 1 == m.epochs]  # a result is taken from it: the full test set
+        curve = [m for m in due if epoch + 1 != m.epochs]
+        full_accs, curve_accs, curve_images = evaluate([m.model for m in final], [m.model for m in curve],
+                                                       s.test_set, s.curve_positions, device=s.device)
+        accs = {id(m): a for m, a in zip(final, full_accs)} | {id(m): a for m, a in zip(curve, curve_accs)}
+        images = {id(m): len(s.test_set) for m in final} | {id(m): curve_images for m in curve}
         if s.val_set is not None:
-            outs, y = predict_many([m.model for m in due], s.val_set, device=s.device)
-            vals = {id(m): metrics.accuracy(o, y) for m, o in zip(due, outs)}
+            val_accs = evaluate([m.model for m in due], [], s.val_set, None, device=s.device)[0]
+            vals = {id(m): a for m, a in zip(due, val_accs)}
     for m in now:
         record = {"epoch": epoch + 1, "train_loss": m.loss_sum.item() / max(1, steps), "test_acc": accs.get(id(m)),
-                  "seconds": seconds}
+                  "test_images": images.get(id(m)), "seconds": seconds}
         if s.val_set is not None:
             record["val_acc"] = vals.get(id(m))
         if m.objective is not None and hasattr(m.objective, "current_temperature"):

@@ -60,6 +60,10 @@ def test_the_summary_has_every_figure_of_issue_12(tmp_path, capsys):
     assert grid["new"]["teacher_forwards"] == sum(steps.values())
     assert summary["grid02_teacher_forwards_ratio"] == pytest.approx(0.5)
     assert 0 < summary["epoch_overhead_fraction"] < 1
+    vmap = summary["vmap"]  # the prototype: K students as one vmapped model, against K eager ones
+    assert vmap["k"] == 2 and isinstance(vmap["bit_identical"], bool)
+    assert all(vmap[f"{w}_student_step_s"] > 0 for w in ("eager", "eager_channels_last", "vmapped"))
+    assert vmap["vmap_speedup"] == pytest.approx(vmap["eager_student_step_s"] / vmap["vmapped_student_step_s"])
 
 
 def test_bad_arguments_are_refused():

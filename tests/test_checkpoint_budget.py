@@ -1,5 +1,6 @@
 """Checkpoints on a cost budget: when a write is due, and the switch that sets the budget."""
 import math
+import os
 
 import pytest
 
@@ -25,3 +26,16 @@ def test_a_bad_budget_is_refused_naming_the_variable(monkeypatch, text):
     monkeypatch.setenv("KDLIB_CHECKPOINT_BUDGET", text)
     with pytest.raises(ValueError, match="KDLIB_CHECKPOINT_BUDGET"):
         train.checkpoint_budget()
+
+
+def test_the_grid_benchmarks_every_epoch_cadence_wins_over_the_users_budget(monkeypatch):
+    from kdlib import bench_grid
+    monkeypatch.setenv("KDLIB_CHECKPOINT_BUDGET", "0.2")
+    with bench_grid._every_epoch():
+        assert train.checkpoint_budget() == float("inf")
+    assert train.checkpoint_budget() == 0.2  # the user's value is back
+    monkeypatch.delenv("KDLIB_CHECKPOINT_BUDGET")
+    with bench_grid._every_epoch():
+        assert train.checkpoint_budget() == float("inf")
+    assert "KDLIB_CHECKPOINT_BUDGET" not in os.environ
+    assert train.checkpoint_budget() == train.CHECKPOINT_BUDGET

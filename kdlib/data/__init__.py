@@ -23,7 +23,7 @@ from kdlib.data.mini import (COARSE_CLASSES, DEBIAN_FASHION_MNIST, FASHION_CLASS
                              MINI_WORLD, MiniDataset, MiniSet, MiniSplit, MiniWorld, base_dataset, fashion_mnist_root,
                              mini_set, mini_split)
 from kdlib.data.paper import FileDataset, TinyImageNetVal
-from kdlib.data.split import DEFAULT_VAL_FRACTION, SPLIT_SEED, SubsetDataset, stratified_split
+from kdlib.data.split import DEFAULT_VAL_FRACTION, SPLIT_SEED, SubsetDataset, stratified_split, stratified_subset
 from kdlib.data.registry import build_dataset, check_name, dataset_info, dataset_names, train_size
 from kdlib.data.transforms import (MINI_RANDAUG, PAPER_RANDAUG, MiniAugment, ToMode, file_transform,
                                    randaug_magnitude)
@@ -34,4 +34,5 @@ __all__ = [
     "MiniSet", "MiniSplit", "MiniWorld", "base_dataset", "fashion_mnist_root", "mini_set", "mini_split", "FileDataset", "TinyImageNetVal",
     "build_dataset", "check_name", "dataset_info", "dataset_names", "train_size", "MINI_RANDAUG", "PAPER_RANDAUG", "MiniAugment", "ToMode",
     "file_transform", "randaug_magnitude", "DEFAULT_VAL_FRACTION", "SPLIT_SEED", "SubsetDataset", "stratified_split",
+    "stratified_subset",
 ]

@@ -85,6 +85,26 @@ class SubsetDataset(KDDataset):
         return self.base[self.positions[int(index)]]
 
 
+def stratified_subset(labels: torch.Tensor, count: int, seed: int = SPLIT_SEED) -> torch.Tensor:
+    """``count`` sorted positions into ``labels``, each class in proportion to its share (largest remainders).
+
+    Deterministic: a generator seeded with ``seed`` and ``count`` only picks them, so every run
+    (every T, seed, optimizer) is scored on the same images. All positions when ``count`` covers them.
+    """
+    labels = torch.as_tensor(labels, dtype=torch.int64)
+    n = len(labels)
+    if count >= n:
+        return torch.arange(n)
+    classes, sizes = torch.unique(labels, return_counts=True)
+    exact = [count * int(c) / n for c in sizes]
+    take = [int(e) for e in exact]
+    for i in sorted(range(len(exact)), key=lambda i: (take[i] - exact[i], i))[:count - sum(take)]:
+        take[i] += 1  # the largest remainders first, ties by class order
+    order = torch.randperm(n, generator=_generator("curve-subset", int(seed), int(count)))
+    picked = [order[labels[order] == k][:t] for k, t in zip(classes.tolist(), take)]
+    return torch.sort(torch.cat(picked)).values
+
+
 def split_part(dataset: KDDataset, part: str, fraction: float, seed: int = SPLIT_SEED) -> KDDataset:
     """The ``"train"`` (the rest) or ``"val"`` part of a train split; the whole of it when ``fraction`` is 0."""
     if part not in ("train", "val"):

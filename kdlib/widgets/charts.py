@@ -72,8 +72,9 @@ def waiting(title: str) -> alt.Chart:
         fontSize=13, color="#777").encode(text="text:N").properties(width=340, height=240, title=title)
 
 
-def accuracy_by_epoch(frame: pd.DataFrame, metric: str, epochs: Any, best_t: float | None) -> alt.Chart:
-    """Accuracy vs epoch at the chosen temperatures, the best T thick."""
+def accuracy_by_epoch(frame: pd.DataFrame, metric: str, epochs: Any, best_t: float | None, note: str = "") -> alt.Chart:
+    """Accuracy vs epoch at the chosen temperatures, the best T thick; ``note``: which test images
+    the points came from (``analysis.curve_note``)."""
     m = metric
     if frame.empty:
         frame = pd.DataFrame({"epoch": [], m: [], "T": [], "best": [], "in_flight": []})
@@ -91,8 +92,10 @@ def accuracy_by_epoch(frame: pd.DataFrame, metric: str, epochs: Any, best_t: flo
         opacity=alt.when(pick).then(alt.value(1.0)).otherwise(alt.value(0.15)),
         tooltip=["T", "epoch", alt.Tooltip(f"{m}:Q", format=".2f"), "seeds", *_runs(frame),
                  alt.Tooltip("in_flight:N", title="in flight")],
-    ).add_params(pick).properties(width=340, height=240, title=alt.Title(f"Accuracy vs epoch ({label(epochs)} epochs)",
-                                                        subtitle=(f"thick: best T={best_t:g}; " if best_t is not None else "") + "dashed: still training"))
+    ).add_params(pick).properties(width=340, height=240, title=alt.Title(
+        f"Accuracy vs epoch ({label(epochs)} epochs)",
+        subtitle=[(f"thick: best T={best_t:g}; " if best_t is not None else "") + "dashed: still training"]
+        + ([note] if note else [])))
 
 
 def temperature_state(profile: alt.Chart, sample: alt.Chart, name: str, r: dict[str, Any]) -> alt.HConcatChart:

@@ -159,6 +159,7 @@ class ResultsExplorer(render.Explorer):
                                  best_accuracy_std=float(best[f"{m}_std"]) if best["seeds"] > 1 else None,
                                  seeds=int(best["seeds"]), accuracy_at_t1=float(at_one.iloc[0]) if len(at_one) else None)
         self.epoch_data = pd.DataFrame()
+        self.curve_note = ""
         if self._history is not None:
             picked = rows[(durations == chosen) & rows["temperature"].isin(list(self._temps.value))]
             live_rows = self._live_rows(chosen)
@@ -169,6 +170,7 @@ class ResultsExplorer(render.Explorer):
             ep = pd.concat([ep, live], ignore_index=True) if len(live) else ep
             self.epoch_data = ep.assign(best=ep["temperature"] == self.best_temperature,
                                         T=ep["temperature"].map(lambda t: f"T={t:g}"))
+            self.curve_note = analysis.curve_note(self._history, pd.concat([picked, self._live_rows(chosen)]))
         if self._live:
             self._draw(readouts=self._readout_html())
         else:
@@ -274,7 +276,8 @@ class ResultsExplorer(render.Explorer):
                                            self.readouts["best_accuracy"], self.readouts["epochs"], self._title())
 
     def _epoch_chart(self) -> alt.Chart:
-        return charts.accuracy_by_epoch(self.epoch_data, self._metric, self.readouts["epochs"], self.best_temperature)
+        return charts.accuracy_by_epoch(self.epoch_data, self._metric, self.readouts["epochs"], self.best_temperature,
+                                        self.curve_note if self._metric == "test_acc" else "")
 
     def _static_chart(self) -> alt.TopLevelMixin:
         parts = [self._t_chart()] + ([self._epoch_chart()] if self._history is not None else [])
