@@ -3,6 +3,8 @@ and on a fixed subset of it (the curve points of ``kdlib.train``; ``train`` re-e
 """
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import nn
 from tqdm.auto import tqdm
@@ -26,21 +28,36 @@ def predict_many(models_: list[nn.Module], dataset, *, batch_size: int = 512, de
                  progress: bool = False) -> tuple[list[torch.Tensor], torch.Tensor]:
     """Logits of several models from one pass over the data (each batch is loaded once)."""
     device = device or pick_device()
-    was_training = [m.training for m in models_]
-    for m in models_:
-        m.eval()
     outs: list[list[torch.Tensor]] = [[] for _ in models_]
     labels = []
     loader = data.make_loader(dataset, batch_size, train=False)
-    for images, y in tqdm(loader, desc="predict", leave=False, disable=not progress):
-        x = to_input(images, device)
-        with autocast(device):
-            for out, m in zip(outs, models_):
-                out.append(m(x).float().cpu())
-        labels.append(y)
-    for m, t in zip(models_, was_training):
-        m.train(t)
+    with _eval_mode(models_):
+        for images, y in tqdm(loader, desc="predict", leave=False, disable=not progress):
+            _forward_into(outs, models_, images, device)
+            labels.append(y)
     return [torch.cat(o) for o in outs], torch.cat(labels)
+
+
+@contextlib.contextmanager
+def _eval_mode(models_: list[nn.Module]):
+    """The models in eval mode for the block, each back in its own mode after."""
+    was_training = [m.training for m in models_]
+    for m in models_:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m, t in zip(models_, was_training):
+            m.train(t)
+
+
+def _forward_into(outs: list[list[torch.Tensor]], models_: list[nn.Module], images: torch.Tensor,
+                  device: torch.device) -> None:
+    """Each model's float32 logits of one batch, appended to its list on the CPU."""
+    x = to_input(images, device)
+    with autocast(device):
+        for out, m in zip(outs, models_):
+            out.append(m(x).float().cpu())
 
 
 @torch.no_grad()
@@ -62,10 +79,6 @@ def evaluate(full: list[nn.Module], curve: list[nn.Module], dataset, positions: 
     device = device or pick_device()
     chosen = torch.zeros(len(dataset), dtype=torch.bool)
     chosen[positions] = True
-    every = full + curve
-    was_training = [m.training for m in every]
-    for m in every:
-        m.eval()
     full_outs: list[list[torch.Tensor]] = [[] for _ in full]
     curve_outs: list[list[torch.Tensor]] = [[] for _ in curve]
     full_labels, curve_labels = [], []
@@ -76,25 +89,18 @@ def evaluate(full: list[nn.Module], curve: list[nn.Module], dataset, positions: 
         loader = torch.utils.data.DataLoader(dataset, batch_sampler=[g for g in groups if g],
                                              num_workers=loader.num_workers)
     start = 0
-    for images, y in loader:
-        if full:
-            mask = chosen[start:start + len(y)]
-            start += len(y)
-            x = to_input(images, device)
-            with autocast(device):
-                for out, m in zip(full_outs, full):
-                    out.append(m(x).float().cpu())
-            full_labels.append(y)
-            images, y = images[mask], y[mask]
-            if not len(y):
-                continue
-        x = to_input(images, device)
-        with autocast(device):
-            for out, m in zip(curve_outs, curve):
-                out.append(m(x).float().cpu())
-        curve_labels.append(y)
-    for m, t in zip(every, was_training):
-        m.train(t)
+    with _eval_mode(full + curve):
+        for images, y in loader:
+            if full:
+                mask = chosen[start:start + len(y)]
+                start += len(y)
+                _forward_into(full_outs, full, images, device)
+                full_labels.append(y)
+                images, y = images[mask], y[mask]
+                if not len(y):
+                    continue
+            _forward_into(curve_outs, curve, images, device)
+            curve_labels.append(y)
     accs = [[metrics.accuracy(torch.cat(o), torch.cat(ys)) for o in outs]
             for outs, ys in ((full_outs, full_labels), (curve_outs, curve_labels))]
     return accs[0], accs[1], len(positions)
