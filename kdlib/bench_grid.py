@@ -3,10 +3,11 @@
 ``grid02`` trains notebook 02's mini grid (3 temperatures x 2 optimizers x 2 batch sizes x
 the five durations) twice in one run, in fresh stores, one batch size at a time,
 alternating: as today (one pass per (optimizer, batch size, duration), i.e. per run
-differing only in temperature; no logit cache; a checkpoint every epoch) and as now (one
-pass per data stream, at most ``runs.MAX_MEMBERS`` students; the logit cache; checkpoints
-on budget). Both use this version's loop, so the difference is the grouping, the cache
-and the checkpoint cadence. Models are random (speed does not depend on what they know).
+differing only in temperature; no logit cache; a checkpoint every epoch; students stepped
+in turn) and as now (one pass per data stream, at most ``runs.MAX_MEMBERS`` students; the
+logit cache; checkpoints on budget; students stepped at once on the CPU's cores). Both use
+this version's loop, so the difference is the grouping, the cache, the checkpoint cadence
+and the member threads. Models are random (speed does not depend on what they know).
 """
 from __future__ import annotations
 
@@ -57,18 +58,20 @@ def _counting_streams(found: list) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _every_epoch() -> Iterator[None]:
-    """A checkpoint every epoch (today's cadence): ``KDLIB_CHECKPOINT_BUDGET=inf`` for the duration, which
-    wins over a value the user set (restored afterwards; ``train.checkpoint_budget`` reads it each epoch)."""
-    before = os.environ.get("KDLIB_CHECKPOINT_BUDGET")
-    os.environ["KDLIB_CHECKPOINT_BUDGET"] = "inf"
+def _as_today() -> Iterator[None]:
+    """Today's loop, where it differs by a switch: a checkpoint every epoch (``KDLIB_CHECKPOINT_BUDGET=inf``)
+    and students stepped in turn (``KDLIB_MEMBER_THREADS=1``). Set for the duration, over any value the user
+    set (restored afterwards; the loop reads both at each pass)."""
+    saved = {name: os.environ.get(name) for name in ("KDLIB_CHECKPOINT_BUDGET", "KDLIB_MEMBER_THREADS")}
+    os.environ.update(KDLIB_CHECKPOINT_BUDGET="inf", KDLIB_MEMBER_THREADS="1")
     try:
         yield
     finally:
-        if before is None:
-            os.environ.pop("KDLIB_CHECKPOINT_BUDGET", None)
-        else:
-            os.environ["KDLIB_CHECKPOINT_BUDGET"] = before
+        for name, before in saved.items():
+            if before is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = before
 
 
 def _timed(fn: Callable[[], None]) -> dict[str, float]:
@@ -102,7 +105,7 @@ def grid02(longest: int, instrument: Callable) -> dict[str, Any]:
                 today.setdefault(specs.run_id(dataclasses.replace(s, temperature=1.0)), []).append(s)
             passes["today"] += len(today)
             passes["new"] += len(runs.plan(cells, roots["new"])[1])
-            with _counting_streams(streams["today"]), _every_epoch(), instrument(totals["today"]):
+            with _counting_streams(streams["today"]), _as_today(), instrument(totals["today"]):
                 _add(totals["today"], _timed(lambda: [runs.ensure(g, root=roots["today"], progress=False,
                                                                   logit_cache=False) for g in today.values()]))
             with _counting_streams(streams["new"]), instrument(totals["new"]):

@@ -36,6 +36,7 @@ class Member:
     scaler: Any = None                      # fp16 gradient scaler (GPUs without bf16)
     start: int = 0                          # the epoch it resumes from
     rng: Any = None                         # its own copy of torch's RNG state
+    draws: bool = True                      # its step draws random numbers (measured at each epoch's first)
     loss_sum: Any = None
     save_cost: float = 0.0                  # seconds its last checkpoint took (0: none yet)
     since_save: float = 0.0                 # training seconds since then

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from concurrent.futures import ThreadPoolExecutor
 import random
 import time
 from typing import Any, Callable
@@ -42,7 +43,7 @@ from kdlib.members import (Member, compiled_forward, make_optimizer, prepare_mod
                             to_input)
 from kdlib.members import mixer as _mixer  # module names the benchmark times (train._mixer)
 from kdlib.members import one_hot as _one_hot
-from kdlib.numerics import autocast, compile_enabled, record
+from kdlib.numerics import autocast, compile_enabled, member_threads, record
 from kdlib.store import RunDir
 
 # A checkpoint is written when its last write took at most this share of the training time since.
@@ -98,7 +99,7 @@ class _Stream:
     """What the members of a pass share: the data, the mixing, the teacher (or its cached logits)."""
 
     def __init__(self, spec: specs.Spec, teacher: nn.Module | None, device: torch.device,
-                 cache: logit_cache.LogitCache | None):
+                 cache: logit_cache.LogitCache | None, workers: int = 1):
         info = data.dataset_info(spec.dataset, spec.preset)
         self.spec, self.seed, self.device, self.teacher = spec, spec.seed, device, teacher
         self.cache = cache or logit_cache.LogitCache(None)
@@ -116,6 +117,18 @@ class _Stream:
         self.steps = len(self.train_set) // spec.batch_size
         self.loader = None  # made at the first epoch, reseeded (workers kept) at the next ones
         self.teacher_forwards = 0
+        self.workers = workers  # students stepped at once (``numerics.member_threads``)
+        self._pool: ThreadPoolExecutor | None = None
+
+    def pool(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="kdlib-member")
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
 
     def batches(self, epoch: int):
         if self.loader is None:
@@ -144,9 +157,9 @@ def _own_rng(member: Member, device: torch.device):
 
 
 def _step(s: _Stream, m: Member, x: torch.Tensor, soft: torch.Tensor, hard: torch.Tensor,
-          t_logits: torch.Tensor | None) -> None:
-    """One optimizer step of one member on the shared batch."""
-    with _own_rng(m, s.device):
+          t_logits: torch.Tensor | None, own_rng: bool = True) -> None:
+    """One optimizer step of one member on the shared batch (``own_rng=False``: a step that draws nothing)."""
+    with _own_rng(m, s.device) if own_rng else contextlib.nullcontext():
         with autocast(s.device):
             logits = m.logits(x)
         if m.objective is not None:
@@ -194,13 +207,44 @@ def _train_epoch(s: _Stream, now: list[Member], epoch: int, bar) -> int:
             t_logits = raw.float()
             if s.cache.folder is not None:
                 fresh.append(raw.detach())
-        for m in now:
-            _step(s, m, x, soft, hard, t_logits)
+        _step_members(s, now, x, soft, hard, t_logits, first=step == 0)
         steps += 1
         bar.update(1)
     if fresh and len(fresh) == s.steps:
         s.cache.save(epoch, torch.stack(fresh))
     return steps
+
+
+def _step_members(s: _Stream, now: list[Member], x: torch.Tensor, soft: torch.Tensor, hard: torch.Tensor,
+                  t_logits: torch.Tensor | None, first: bool) -> None:
+    """Every member's step on one batch: in turn, or with ``s.workers`` > 1 on one core each, at once.
+
+    Stepping at once needs steps that draw no random numbers (they would race for torch's RNG):
+    each epoch's first step runs in turn on each member's own RNG and tells which members draw;
+    those keep stepping in turn. The thread count of a step is the same either way.
+    """
+    if s.workers == 1:
+        for m in now:
+            _step(s, m, x, soft, hard, t_logits)
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, threads // s.workers))
+    try:
+        together = [] if first else [m for m in now if not m.draws]
+        for m in now:
+            if not any(m is t for t in together):
+                before = m.rng[0]
+                _step(s, m, x, soft, hard, t_logits)
+                if first:
+                    m.draws = not torch.equal(before, m.rng[0])
+        if together:
+            state = torch.get_rng_state()
+            list(s.pool().map(lambda m: _step(s, m, x, soft, hard, t_logits, own_rng=False), together))
+            if not torch.equal(state, torch.get_rng_state()):
+                raise RuntimeError("a student drew random numbers in a step taken beside others' (it drew none at its "
+                                   "epoch's first step); set KDLIB_MEMBER_THREADS=1 to step students in turn")
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _end_epoch(s: _Stream, now: list[Member], epoch: int, steps: int, seconds: float, keep_last: bool) -> None:
@@ -239,14 +283,15 @@ def _end_epoch(s: _Stream, now: list[Member], epoch: int, steps: int, seconds: f
 
 def train_pass(members: list[Member], spec: specs.Spec, *, teacher: nn.Module | None = None, device: torch.device,
                progress: bool = True, on_leave: Callable[[Member], None] | None = None,
-               cache: logit_cache.LogitCache | None = None) -> _Stream:
+               cache: logit_cache.LogitCache | None = None, workers: int = 1) -> _Stream:
     """Train ``members`` on the data stream of ``spec``, each from its resume epoch to its own last one.
 
     With a ``teacher``, each member's objective gets the teacher's logits of the same mixed
     batch; without one, members learn the (mixed, smoothed) labels. A member leaves when
     its last epoch ends (``on_leave``, which finishes its run: no final checkpoint then).
+    ``workers``: members stepped at once (``_step_members``).
     """
-    s = _Stream(spec, teacher, device, cache)
+    s = _Stream(spec, teacher, device, cache, workers)
     for m in members:
         m.start = m.load(state) if (state := m.run.load_checkpoint()) else 0
         history.reset(m.run.path, m.history)  # the live file tells what the checkpoint knows
@@ -256,18 +301,21 @@ def train_pass(members: list[Member], spec: specs.Spec, *, teacher: nn.Module | 
     what = f"distil {len(members)} × {spec.student}" if teacher is not None else f"train {spec.arch}"
     bar = tqdm(total=len(epochs) * s.steps, desc=f"{what} on {spec.dataset}", leave=False, disable=not progress)
     active = list(members)
-    for epoch in epochs:
-        now = [m for m in active if m.start <= epoch < m.epochs]
-        bar.set_postfix_str(f"epoch {epoch + 1}/{max(m.epochs for m in now)}, {len(now)} members")
-        t0 = time.perf_counter()
-        steps = _train_epoch(s, now, epoch, bar)
-        _end_epoch(s, now, epoch, steps, time.perf_counter() - t0, keep_last=on_leave is None)
-        for m in now:
-            if epoch + 1 == m.epochs:
-                active.remove(m)
-                if on_leave is not None:
-                    on_leave(m)
-    bar.close()
+    try:
+        for epoch in epochs:
+            now = [m for m in active if m.start <= epoch < m.epochs]
+            bar.set_postfix_str(f"epoch {epoch + 1}/{max(m.epochs for m in now)}, {len(now)} members")
+            t0 = time.perf_counter()
+            steps = _train_epoch(s, now, epoch, bar)
+            _end_epoch(s, now, epoch, steps, time.perf_counter() - t0, keep_last=on_leave is None)
+            for m in now:
+                if epoch + 1 == m.epochs:
+                    active.remove(m)
+                    if on_leave is not None:
+                        on_leave(m)
+    finally:
+        s.close()
+        bar.close()
     return s
 
 
@@ -363,15 +411,16 @@ def distill_pass(group: list[specs.Distill], runs: list[RunDir], teacher: nn.Mod
         for m in needs:
             m.objective.prepare(t_logits.to(device))
     results: dict[str, dict[str, Any]] = {}
+    workers = member_threads(device)
 
     def leave(m: Member) -> None:
-        results[m.run.id] = {**_final(m), **record(device, compiled)}
+        results[m.run.id] = {**_final(m), **record(device, compiled, workers)}
         m.run.finish(results[m.run.id])
         m.model = m.forward = m.optimizer = None  # free its memory while the pass goes on
 
     cache = logit_cache.for_teacher(spec0, runs[0].path.parent, device, compiled, use_cache)
     train_pass(members, spec0, teacher=teacher_forward(teacher, compiled), device=device, progress=progress,
-               on_leave=leave, cache=cache)
+               on_leave=leave, cache=cache, workers=workers)
     for m in members:
         if m.run.id not in results:  # no epoch to train (epochs=0, or resumed at its end)
             leave(m)

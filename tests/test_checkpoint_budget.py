@@ -3,6 +3,7 @@ import math
 import os
 
 import pytest
+import torch
 
 from kdlib import train
 
@@ -28,14 +29,19 @@ def test_a_bad_budget_is_refused_naming_the_variable(monkeypatch, text):
         train.checkpoint_budget()
 
 
-def test_the_grid_benchmarks_every_epoch_cadence_wins_over_the_users_budget(monkeypatch):
-    from kdlib import bench_grid
+def test_the_grid_benchmarks_today_settings_win_over_the_users(monkeypatch):
+    from kdlib import bench_grid, numerics
+    cpu = torch.device("cpu")
     monkeypatch.setenv("KDLIB_CHECKPOINT_BUDGET", "0.2")
-    with bench_grid._every_epoch():
+    monkeypatch.setenv("KDLIB_MEMBER_THREADS", "2")
+    with bench_grid._as_today():
         assert train.checkpoint_budget() == float("inf")
-    assert train.checkpoint_budget() == 0.2  # the user's value is back
+        assert numerics.member_threads(cpu) == 1
+    assert train.checkpoint_budget() == 0.2  # the user's values are back
+    assert numerics.member_threads(cpu) == 2
     monkeypatch.delenv("KDLIB_CHECKPOINT_BUDGET")
-    with bench_grid._every_epoch():
+    monkeypatch.delenv("KDLIB_MEMBER_THREADS")
+    with bench_grid._as_today():
         assert train.checkpoint_budget() == float("inf")
-    assert "KDLIB_CHECKPOINT_BUDGET" not in os.environ
+    assert "KDLIB_CHECKPOINT_BUDGET" not in os.environ and "KDLIB_MEMBER_THREADS" not in os.environ
     assert train.checkpoint_budget() == train.CHECKPOINT_BUDGET

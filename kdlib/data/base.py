@@ -35,6 +35,23 @@ def _generator(*parts: Any) -> torch.Generator:
     return torch.Generator().manual_seed(_mix(*parts))
 
 
+def proportional_pick(labels: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:
+    """``count`` sorted positions into ``labels``, each class in proportion to its share.
+
+    Largest remainders get the leftover places (ties by class order); within a class the
+    positions come from one permutation drawn with ``generator``. The mini world's test subset
+    and the curve-point subset are both drawn this way.
+    """
+    n = len(labels)
+    sizes = torch.bincount(labels).tolist()
+    exact = [count * c / n for c in sizes]
+    take = [int(e) for e in exact]
+    for k in sorted(range(len(sizes)), key=lambda k: (take[k] - exact[k], k))[:count - sum(take)]:
+        take[k] += 1
+    order = torch.randperm(n, generator=generator)
+    return torch.sort(torch.cat([order[labels[order] == k][:t] for k, t in enumerate(take)])).values
+
+
 @dataclass(frozen=True)
 class DatasetInfo:
     name: str

@@ -19,7 +19,7 @@ import torch
 from torchvision import datasets as tvd
 
 from kdlib import checks, paths
-from kdlib.data.base import DatasetInfo, KDDataset, _env_flag, _generator
+from kdlib.data.base import DatasetInfo, KDDataset, _env_flag, _generator, proportional_pick
 from kdlib.data.transforms import MiniAugment
 from kdlib.io import atomic_write_bytes
 
@@ -262,18 +262,6 @@ class MiniSplit:
     test: torch.Tensor
 
 
-def _stratified(labels: torch.Tensor, size: int, gen: torch.Generator) -> torch.Tensor:
-    """``size`` indices with each class's share of ``labels`` (largest remainder), drawn with ``gen``."""
-    counts = torch.bincount(labels).tolist()
-    exact = [size * c / len(labels) for c in counts]
-    quota = [int(e) for e in exact]
-    for k in sorted(range(len(counts)), key=lambda k: quota[k] - exact[k])[: size - sum(quota)]:
-        quota[k] += 1
-    order = torch.randperm(len(labels), generator=gen)
-    picked = [order[labels[order] == k][:q] for k, q in enumerate(quota)]
-    return torch.sort(torch.cat(picked)).values
-
-
 @functools.lru_cache(maxsize=8)
 def _mini_split(world: MiniWorld, root: str) -> MiniSplit:
     _, train_labels = _fashion_arrays(root, True)
@@ -294,7 +282,7 @@ def _mini_split(world: MiniWorld, root: str) -> MiniSplit:
             raise ValueError(f"MiniWorld.shots={world.shots}: the target pool has only {len(members)} images of "
                              f"{FASHION_CLASSES[k]!r}; lower shots or general_size")
         shots.append(members[: world.shots])
-    test = _stratified(test_labels, world.test_size, _generator("mini-test", world.seed))
+    test = proportional_pick(test_labels, world.test_size, _generator("mini-test", world.seed))
     srt = lambda t: torch.sort(t).values  # noqa: E731
     return MiniSplit(general=srt(general), pool=srt(pool), fewshot=srt(torch.cat(shots)), test=test)
 

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from kdlib import checks
-from kdlib.data.base import KDDataset, _generator
+from kdlib.data.base import KDDataset, _generator, proportional_pick
 
 DEFAULT_VAL_FRACTION = 0.1   # what "a validation split, please" means
 MAX_VAL_FRACTION = 0.5       # beyond this the "training" part is the smaller one
@@ -95,14 +95,7 @@ def stratified_subset(labels: torch.Tensor, count: int, seed: int = SPLIT_SEED) 
     n = len(labels)
     if count >= n:
         return torch.arange(n)
-    classes, sizes = torch.unique(labels, return_counts=True)
-    exact = [count * int(c) / n for c in sizes]
-    take = [int(e) for e in exact]
-    for i in sorted(range(len(exact)), key=lambda i: (take[i] - exact[i], i))[:count - sum(take)]:
-        take[i] += 1  # the largest remainders first, ties by class order
-    order = torch.randperm(n, generator=_generator("curve-subset", int(seed), int(count)))
-    picked = [order[labels[order] == k][:t] for k, t in zip(classes.tolist(), take)]
-    return torch.sort(torch.cat(picked)).values
+    return proportional_pick(labels, count, _generator("curve-subset", int(seed), int(count)))
 
 
 def split_part(dataset: KDDataset, part: str, fraction: float, seed: int = SPLIT_SEED) -> KDDataset:
