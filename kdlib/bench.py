@@ -351,8 +351,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(prog="python -m kdlib.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--ks", type=int, nargs="+", default=[1, 2, 4, 8], help="sweep sizes K")
     mini_epochs = specs.preset("mini").distill_epochs["fmnist-fine"]
-    parser.add_argument("--epochs", type=int, default=mini_epochs,
-                        help=f"epochs per run of the K sweep (fmnist-fine: 7 steps each; default {mini_epochs}, a mini run)")
+    parser.add_argument("--epochs", type=int, default=mini_epochs, help="epochs per run of the K sweep (a mini run's)")
     parser.add_argument("--batch-size", type=int, default=specs.preset("mini").batch_size)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the machine may be shared)")
     parser.add_argument("--repeat", type=int, default=1, help="time everything this many times (medians)")
@@ -362,8 +361,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--dataset", default="fmnist-fine")
     parser.add_argument("--teacher", default="resnet50")
     parser.add_argument("--student", default="resnet18")
-    parser.add_argument("--grid-epochs", type=int, default=mini_epochs,
-                        help=f"longest duration of notebook 02's grid (default {mini_epochs}, the notebook's; 0 skips it)")
+    parser.add_argument("--grid-epochs", type=int, default=mini_epochs, help="notebook 02's longest duration (0: no grid)")
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
                         help="measure torch.compile (compile time included; minutes on a CPU)")
     parser.add_argument("--vmap", action=argparse.BooleanOptionalAction, default=True, help="K vmapped students")

@@ -24,7 +24,6 @@ row records how many images its accuracy came from (``test_images``).
 from __future__ import annotations
 
 import contextlib
-import os
 from concurrent.futures import ThreadPoolExecutor
 import random
 import time
@@ -45,31 +44,7 @@ from kdlib.members import mixer as _mixer  # module names the benchmark times (t
 from kdlib.members import one_hot as _one_hot
 from kdlib.numerics import autocast, compile_enabled, member_threads, record
 from kdlib.store import RunDir
-
-# A checkpoint is written when its last write took at most this share of the training time since.
-CHECKPOINT_BUDGET = 0.05
-
-
-def checkpoint_budget() -> float:
-    """``KDLIB_CHECKPOINT_BUDGET`` (``inf``: every epoch; ``0``: the first epoch's, then none before the end) or the
-    default: a share of training time, so tiny epochs do not spend their time on fsync'ed writes."""
-    text = os.environ.get("KDLIB_CHECKPOINT_BUDGET", "").strip()
-    if not text:
-        return CHECKPOINT_BUDGET
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not value >= 0:
-        raise ValueError(f"KDLIB_CHECKPOINT_BUDGET={text!r}: must be a number >= 0 (a share of training time, "
-                         f"e.g. 0.05), or inf for a checkpoint every epoch")
-    return value
-
-
-def checkpoint_due(save_cost: float, since_save: float, budget: float) -> bool:
-    """Write now? When the last write cost at most ``budget`` x the training time since it."""
-    return save_cost <= budget * since_save if budget != float("inf") else True
-
+from kdlib.cadence import CHECKPOINT_BUDGET, checkpoint_budget, checkpoint_due  # noqa: F401 - train.* names
 
 def seed_epoch(seed: int, epoch: int) -> None:
     """Seed every global RNG from (seed, epoch): timm's Mixup draws from numpy's."""
@@ -217,12 +192,9 @@ def _train_epoch(s: _Stream, now: list[Member], epoch: int, bar) -> int:
 
 def _step_members(s: _Stream, now: list[Member], x: torch.Tensor, soft: torch.Tensor, hard: torch.Tensor,
                   t_logits: torch.Tensor | None, first: bool) -> None:
-    """Every member's step on one batch: in turn, or with ``s.workers`` > 1 on one core each, at once.
-
-    Stepping at once needs steps that draw no random numbers (they would race for torch's RNG):
-    each epoch's first step runs in turn on each member's own RNG and tells which members draw;
-    those keep stepping in turn. The thread count of a step is the same either way.
-    """
+    """Every member's step on one batch: in turn, or (``s.workers`` > 1) at once, one core each. Only steps that
+    draw no random numbers may run at once (they would race for torch's RNG): each epoch's first step runs in turn
+    on each member's own RNG and tells which members draw; those stay in turn. A step's thread count is the same."""
     if s.workers == 1:
         for m in now:
             _step(s, m, x, soft, hard, t_logits)

@@ -27,7 +27,7 @@ LAYER_OF = {  # module (or package) -> layer; a package's modules share its laye
     "kdlib.jobs": "orchestration", "kdlib.inflight": "orchestration", "kdlib.studies": "orchestration", "kdlib.scheduler": "orchestration",
     "kdlib.preflight": "orchestration",
     "kdlib.train": "training", "kdlib.losses": "training", "kdlib.metrics": "training",
-    "kdlib.members": "training", "kdlib.logit_cache": "training", "kdlib.evaluation": "training",
+    "kdlib.members": "training", "kdlib.cadence": "training", "kdlib.logit_cache": "training", "kdlib.evaluation": "training",
     "kdlib.specs": "things", "kdlib.parameters": "things", "kdlib.data": "things", "kdlib.models": "things",
     "kdlib.traits": "things", "kdlib.presets": "things", "kdlib.tables": "things", "kdlib.methods": "things",
     "kdlib.store": "ground", "kdlib.history": "ground", "kdlib.store_index": "ground", "kdlib.records": "ground", "kdlib.io": "ground", "kdlib.paths": "ground", "kdlib.checks": "ground",
