@@ -49,7 +49,7 @@ def member_threads(device: torch.device) -> int:
 
     A mini student's ops are too small to split over cores (a batch-32 step of the mini resnet18
     is 24 ms on one thread and 27 ms on two), so on a CPU the cores serve different students
-    instead (1.5x at batch 32 and 128 on the 2-core CPU). The step's thread count does not
+    instead (epochs of a mini pass 1.2-1.4x faster on the 2-core CPU). The step's thread count does not
     depend on how many students share the pass, so a member still ends as if trained alone.
     Recorded in each result (``member_threads``): it changes the last bits.
     """

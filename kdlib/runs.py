@@ -22,7 +22,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable
 
-from kdlib import checks, data, executors, losses, models, numerics, preflight, specs
+from kdlib import cadence, checks, data, executors, losses, models, numerics, preflight, specs
 from kdlib.jobs import TERMINATING  # noqa: F401 - set by scheduler.on_sigterm in a job
 from kdlib.specs import EXECUTORS
 from kdlib.store import RunDir, check_root
@@ -154,6 +154,7 @@ def _check(spec_list: Any, executor: str, max_parallel: Any) -> list[specs.Spec]
                          "process, 'submitit-local' in subprocesses, 'slurm' as a Slurm job array)")
     checks.check_int("max_parallel", max_parallel, hint=" (jobs run at once by 'submitit-local')")
     numerics.check_switches()  # KDLIB_MEMBER_THREADS and the like, before anything trains
+    cadence.checkpoint_budget()
     if isinstance(spec_list, (specs.Supervised, specs.Distill)):
         spec_list = [spec_list]
     spec_list = list(spec_list)

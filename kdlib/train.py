@@ -24,9 +24,9 @@ row records how many images its accuracy came from (``test_images``).
 from __future__ import annotations
 
 import contextlib
-from concurrent.futures import ThreadPoolExecutor
 import random
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 import numpy as np
@@ -36,6 +36,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from kdlib import data, history, logit_cache, losses, metrics, models, specs
+from kdlib.cadence import CHECKPOINT_BUDGET, checkpoint_budget, checkpoint_due  # noqa: F401 - train.* names
 from kdlib.device import pick as pick_device  # loud: CUDA asked for but unusable is an error
 from kdlib.evaluation import evaluate, predict, predict_many  # train.evaluate: the name the benchmark times
 from kdlib.members import (Member, compiled_forward, make_optimizer, prepare_model, scaler, teacher_forward,
@@ -44,7 +45,7 @@ from kdlib.members import mixer as _mixer  # module names the benchmark times (t
 from kdlib.members import one_hot as _one_hot
 from kdlib.numerics import autocast, compile_enabled, member_threads, record
 from kdlib.store import RunDir
-from kdlib.cadence import CHECKPOINT_BUDGET, checkpoint_budget, checkpoint_due  # noqa: F401 - train.* names
+
 
 def seed_epoch(seed: int, epoch: int) -> None:
     """Seed every global RNG from (seed, epoch): timm's Mixup draws from numpy's."""
@@ -202,13 +203,12 @@ def _step_members(s: _Stream, now: list[Member], x: torch.Tensor, soft: torch.Te
     threads = torch.get_num_threads()
     torch.set_num_threads(max(1, threads // s.workers))
     try:
+        for m in (m for m in now if first or m.draws):  # in turn, each on its own RNG
+            before = m.rng[0]
+            _step(s, m, x, soft, hard, t_logits)
+            if first:
+                m.draws = not torch.equal(before, m.rng[0])
         together = [] if first else [m for m in now if not m.draws]
-        for m in now:
-            if not any(m is t for t in together):
-                before = m.rng[0]
-                _step(s, m, x, soft, hard, t_logits)
-                if first:
-                    m.draws = not torch.equal(before, m.rng[0])
         if together:
             state = torch.get_rng_state()
             list(s.pool().map(lambda m: _step(s, m, x, soft, hard, t_logits, own_rng=False), together))

@@ -63,8 +63,9 @@ def test_member_threads_setting(monkeypatch):
             numerics.member_threads(cpu)
 
 
-def test_a_bad_switch_fails_before_anything_trains(tmp_path, monkeypatch):
-    monkeypatch.setenv("KDLIB_MEMBER_THREADS", "lots")
-    with pytest.raises(ValueError, match="KDLIB_MEMBER_THREADS"):
+@pytest.mark.parametrize("name", ["KDLIB_MEMBER_THREADS", "KDLIB_CHECKPOINT_BUDGET"])
+def test_a_bad_switch_fails_before_anything_trains(tmp_path, monkeypatch, name):
+    monkeypatch.setenv(name, "lots")
+    with pytest.raises(ValueError, match=name):
         runs.ensure(grid(), root=tmp_path, progress=False)
     assert not any(tmp_path.iterdir())  # nothing declared, nothing trained
