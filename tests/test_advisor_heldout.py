@@ -13,7 +13,7 @@ import random
 
 import pytest
 
-from kdlib.advisor import confidence, heldout, setups, verdict, verify
+from kdlib.advisor import calibration, confidence, heldout, setups, verdict, verify
 from results_frames import frame, row
 
 TEMPS = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
@@ -205,3 +205,32 @@ def test_the_closing_note_says_plainly_when_the_advisor_does_not_beat_a_fixed_t(
     flat = setups.sweeps(planted_store(best=lambda *a: 2.0))   # every setup wants T = 4: nothing to learn
     text = "\n".join(verdict.lines(verdict.evaluation(flat)))
     assert "does NOT beat the best single T" in text and "does not beat a fixed T" in text
+
+
+def noise_best(seed=3):
+    """Each setup's best log2 T drawn at random (T = 1 three times in four, else T = 8), whatever its features."""
+    rng = random.Random(seed)
+    draws = {s: rng.choice([0.0, 0.0, 0.0, 3.0]) for s in SETUPS}
+    return lambda *setup: draws[setup]
+
+
+@pytest.mark.slow
+def test_features_that_carry_only_noise_cannot_make_the_advisor_worse_than_one_t():
+    best = noise_best()
+    table = setups.sweeps(planted_store(best=best))
+    # by hand: a fixed T costs (log2 T)^2 points on a T = 1 setup and (log2 T - 3)^2 on a T = 8 one
+    n, eights = len(SETUPS), sum(best(*s) == 3.0 for s in SETUPS)
+    assert 0 < eights < n / 2
+    cost = {t: ((n - eights) * math.log2(t) ** 2 + eights * (math.log2(t) - 3) ** 2) / n for t in TEMPS}
+    t_best = min(cost, key=cost.get)
+    long = heldout.evaluate(table, "setup")
+    c = heldout.comparison(long, "setup")
+    stars = [best(*s) for s in SETUPS]
+    def fold_cost(t, i):  # noqa: E306 - mean regret of T over every setup but i
+        return sum((math.log2(t) - b) ** 2 for j, b in enumerate(stars) if j != i) / (n - 1)
+    picks = [min(TEMPS, key=lambda t: (round(fold_cost(t, i), 9), t)) for i in range(n)]
+    assert c["best single T"] == pytest.approx(sum((math.log2(t) - b) ** 2 for t, b in zip(picks, stars)) / n)
+    assert c["at_most_best_single"], c
+    full = calibration.fit_calibration(table)
+    assert full.single_t == t_best and "features are not used" in full.describe()
+    assert calibration.Calibration.from_json(json.loads(json.dumps(full.to_json()))) == full

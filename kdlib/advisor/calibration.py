@@ -1,7 +1,10 @@
 """The rules refit on the stored sweeps: ridge regression of log2 (best T) shrunk toward the rules' weights.
 
 Few sweeps: the rules; many: the data. Each sweep is weighted by how much T mattered in
-it (its accuracy spread, clipped); the shrinkage is chosen by leave-one-out regret.
+it (its accuracy spread, clipped); the shrinkage is chosen by leave-one-out regret, beside
+two models without features: the rules and one T for every setup (the best single T). The
+features are kept only where they beat one T in leave-one-out, so a store whose best T
+does not vary cannot make the advisor worse than the best single T through noise in them.
 Deterministic; saved atomically as JSON under ``outputs/advisor/``.
 """
 from __future__ import annotations
@@ -22,6 +25,7 @@ from kdlib.advisor.setups import HIT_PP, MAX_WEIGHT, MIN_WEIGHT, REQUIRED, SETUP
 T_MIN, T_MAX = 1.0, 40.0            # the range the paper studies
 MIN_SETUPS = 6                      # fewer stored sweeps than this: the rules alone
 LAMBDAS = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)   # shrinkage toward the rules, in sweeps
+SINGLE = "single T"                 # the candidate without features: one grid T for every setup
 
 
 @dataclass(frozen=True)
@@ -30,7 +34,8 @@ class Calibration:
 
     ``status``: ``"calibrated"`` or ``"rules"``. ``loo``: leave-one-out numbers of the
     fit (mean regret in accuracy points of the fitted model and of the rules alone,
-    residual RMS in log2 T) that size the advice's range.
+    residual RMS in log2 T) that size the advice's range. ``single_t``: set when one T for
+    every setup beat every use of the features in leave-one-out (then only ``base`` weighs).
     """
 
     coef: tuple[float, ...]
@@ -42,6 +47,7 @@ class Calibration:
     fingerprint: str = ""
     source: str = ""
     features: tuple[str, ...] = FEATURE_NAMES
+    single_t: float | None = None
 
     @classmethod
     def rules(cls, n_setups: int = 0, min_setups: int = MIN_SETUPS, **kwargs: Any) -> "Calibration":
@@ -62,6 +68,11 @@ class Calibration:
             return f"rules of thumb only: {self.n_setups} stored sweep(s), calibration needs {self.min_setups}"
         loo = self.loo
         nan = float("nan")
+        if self.single_t is not None:
+            return (f"one T = {self.single_t:g} for every setup, from {self.n_setups} stored sweeps: in leave-one-out "
+                    f"it beat every use of the features (mean regret {loo.get('mean_regret', nan):.2f} pp; the "
+                    f"best refit {loo.get('features_mean_regret', nan):.2f} pp, the rules "
+                    f"{loo.get('rules_mean_regret', nan):.2f} pp), so the features are not used")
         if self.lam is None:
             return (f"rules checked on {self.n_setups} stored sweeps and kept: no refit beat them in leave-one-out "
                     f"(mean regret {loo.get('rules_mean_regret', nan):.2f} pp)")
@@ -79,8 +90,10 @@ class Calibration:
         if tuple(d.get("features", ())) != FEATURE_NAMES:
             raise ValueError("the saved advisor calibration was made for other features; refit it with "
                              "kdlib.advisor.calibrate()")
+        single = d.get("single_t")
         return cls(tuple(d["coef"]), d["status"], int(d["n_setups"]), int(d["min_setups"]), d.get("lam"),
-                   dict(d.get("loo", {})), d.get("fingerprint", ""), d.get("source", ""), FEATURE_NAMES)
+                   dict(d.get("loo", {})), d.get("fingerprint", ""), d.get("source", ""), FEATURE_NAMES,
+                   None if single is None else float(single))
 
 
 def advisor_dir() -> Path:
@@ -107,16 +120,51 @@ def _solve(X: np.ndarray, y: np.ndarray, w: np.ndarray, lam: float) -> np.ndarra
     return np.linalg.solve(A, X.T @ (w * y) + lam * PRIOR)
 
 
-def _loo(table, X: np.ndarray, y: np.ndarray, w: np.ndarray, lam: float | None) -> tuple[float, float]:
-    """Leave-one-out mean regret (pp) and weighted RMS residual (log2 T); lam None = the rules."""
-    regrets, sq = [], []
+def _regrets(rows: Sequence[Mapping[str, Any]], temperatures: Sequence[float]) -> np.ndarray:
+    """regret[i, j]: sweep i's regret (pp) at ``temperatures[j]`` (its nearest stored T)."""
+    return np.array([[regret_at(r, math.log2(t)) for t in temperatures] for r in rows], float).reshape(
+        len(rows), len(temperatures))
+
+
+def _grid(rows: Sequence[Mapping[str, Any]]) -> list[float]:
+    return sorted({float(t) for r in rows for t in r["temperatures"]})
+
+
+def _lowest(mean_regret: np.ndarray) -> int:
+    """The position of the lowest mean regret (rounded to 1e-9, so float noise does not decide); ties: the first."""
+    return int(np.argmin(np.round(mean_regret, 9)))
+
+
+def best_single(table) -> float:
+    """log2 of the one grid T with the lowest mean regret over the sweeps of ``table`` (ties: the smaller T)."""
     rows = setup_curves(table)
-    for i in range(len(rows)):
-        keep = np.arange(len(rows)) != i
-        b = PRIOR if lam is None else _solve(X[keep], y[keep], w[keep], lam)
-        pred = float(np.clip(X[i] @ b, math.log2(T_MIN), math.log2(T_MAX)))
-        regrets.append(regret_at(rows[i], pred))
-        sq.append(w[i] * (pred - y[i]) ** 2)
+    if not rows:
+        raise ValueError("best_single needs at least one stored sweep")
+    grid = _grid(rows)
+    return math.log2(grid[_lowest(_regrets(rows, grid).mean(axis=0))])
+
+
+def single_predictions(table) -> list[float]:
+    """Each sweep's log2 T from the best single T of the others (leave-one-out of the featureless candidate)."""
+    rows = setup_curves(table)
+    n, grid = len(rows), _grid(rows)
+    if n < 2:
+        return [math.log2(grid[0])] * n if n else []
+    R = _regrets(rows, grid)
+    total = R.sum(axis=0)
+    return [math.log2(grid[_lowest((total - R[i]) / (n - 1))]) for i in range(n)]
+
+
+def _candidate_predictions(table, X: np.ndarray, y: np.ndarray, w: np.ndarray, cand) -> list[float]:
+    return single_predictions(table) if cand == SINGLE else loo_predictions(X, y, w, cand)
+
+
+def _loo(table, X: np.ndarray, y: np.ndarray, w: np.ndarray, cand) -> tuple[float, float]:
+    """Leave-one-out mean regret (pp) and weighted RMS residual (log2 T) of a candidate: a shrinkage, None (the
+    rules) or ``SINGLE`` (one T)."""
+    preds = _candidate_predictions(table, X, y, w, cand)
+    regrets = [regret_at(r, p) for r, p in zip(setup_curves(table), preds)]
+    sq = w * (np.asarray(preds, float) - y) ** 2
     return float(np.mean(regrets)), float(math.sqrt(np.sum(sq) / np.sum(w)))
 
 
@@ -127,10 +175,18 @@ def loo_predictions(X: np.ndarray, y: np.ndarray, w: np.ndarray, lam: float | No
                           math.log2(T_MIN), math.log2(T_MAX))) for i in range(len(y))]
 
 
-def _hit_counts(table, X, y, w, lam) -> dict[str, int]:
+def calibration_loo_predictions(table, cal: Calibration) -> list[float]:
+    """The leave-one-out log2 T of the model ``cal`` chose on ``table`` (what its stated confidence rests on)."""
+    X, y, w = _matrices(table)
+    cand = SINGLE if cal.single_t is not None else (cal.lam if cal.calibrated else None)
+    return _candidate_predictions(table, X, y, w, cand)
+
+
+def _hit_counts(table, X, y, w, cand) -> dict[str, int]:
     """Leave-one-out hits (T within HIT_PP of the best) per optimizer: what the stated confidence rests on."""
     out: dict[str, int] = {}
-    for r, opt, pred in zip(setup_curves(table), table["optimizer"].astype(str), loo_predictions(X, y, w, lam)):
+    preds = _candidate_predictions(table, X, y, w, cand)
+    for r, opt, pred in zip(setup_curves(table), table["optimizer"].astype(str), preds):
         out[f"n_{opt}"] = out.get(f"n_{opt}", 0) + 1
         out[f"hits_{opt}"] = out.get(f"hits_{opt}", 0) + int(regret_at(r, pred) <= HIT_PP + 1e-9)
     return out
@@ -153,13 +209,22 @@ def fit_calibration(table, *, min_setups: int = MIN_SETUPS, source: str = "frame
     if n < min_setups:
         return Calibration.rules(n, min_setups, fingerprint=fingerprint, source=source)
     X, y, w = _matrices(table)
-    scores = {lam: _loo(table, X, y, w, lam) for lam in (*LAMBDAS, None)}
-    # Lowest leave-one-out regret; ties go to the stronger pull toward the rules (None: the rules).
-    lam = min(scores, key=lambda v: (round(scores[v][0], 9), -math.inf if v is None else -v))
-    coef = PRIOR if lam is None else _solve(X, y, w, lam)
-    loo = {"mean_regret": scores[lam][0], "rmse_log2": scores[lam][1], "rules_mean_regret": scores[None][0],
-           "rules_rmse_log2": scores[None][1], **_hit_counts(table, X, y, w, lam)}
-    return Calibration(tuple(float(c) for c in coef), "calibrated", n, min_setups, lam, loo, fingerprint, source)
+    scores = {cand: _loo(table, X, y, w, cand) for cand in (*LAMBDAS, None, SINGLE)}
+    # Lowest leave-one-out regret; ties go to the stronger pull toward the rules (None: the rules), and one T
+    # only wins outright: a tie is no evidence against the features.
+    tie = {None: -math.inf, SINGLE: math.inf}
+    cand = min(scores, key=lambda v: (round(scores[v][0], 9), tie[v] if v in tie else -v))
+    features = min(scores[v][0] for v in scores if v != SINGLE)
+    loo = {"mean_regret": scores[cand][0], "rmse_log2": scores[cand][1], "rules_mean_regret": scores[None][0],
+           "rules_rmse_log2": scores[None][1], "features_mean_regret": features,
+           "single_mean_regret": scores[SINGLE][0], **_hit_counts(table, X, y, w, cand)}
+    if cand == SINGLE:
+        log2_t = best_single(table)
+        coef = np.where(np.asarray(FEATURE_NAMES) == "base", log2_t, 0.0)
+        return Calibration(tuple(float(c) for c in coef), "calibrated", n, min_setups, None, loo, fingerprint,
+                           source, single_t=float(2 ** log2_t))
+    coef = PRIOR if cand is None else _solve(X, y, w, cand)
+    return Calibration(tuple(float(c) for c in coef), "calibrated", n, min_setups, cand, loo, fingerprint, source)
 
 
 def _fingerprint(frame) -> str:

@@ -14,8 +14,8 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from kdlib.advisor.calibration import (MIN_SETUPS, T_MAX, T_MIN, Calibration, _matrices, fit_calibration,
-                                      hit_probability, loo_predictions, setup_curves)
+from kdlib.advisor.calibration import (MIN_SETUPS, T_MAX, T_MIN, Calibration, calibration_loo_predictions,
+                                      fit_calibration, hit_probability, setup_curves)
 from kdlib.advisor.rules import FEATURE_COLUMNS
 from kdlib.advisor.setups import HIT_PP, regret_at
 
@@ -67,8 +67,7 @@ def calibrated(train, min_setups: int = MIN_SETUPS) -> Fitted:
     predict = lambda row: cal.predict(features(row))  # noqa: E731
     if not len(train):
         return Fitted("advisor", predict, (), (), "rules")
-    X, y, w = _matrices(train)
-    preds = loo_predictions(X, y, w, cal.lam if cal.calibrated else None)
+    preds = calibration_loo_predictions(train, cal)
     hits = tuple(bool(regret_at(r, p) <= HIT_PP + 1e-9) for r, p in zip(setup_curves(train), preds))
     return Fitted("advisor", predict, hits, tuple(train["optimizer"].astype(str)),
                   "calibrated" if cal.calibrated else "rules")

@@ -11,17 +11,11 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from kdlib.advisor.calibration import MIN_SETUPS, Calibration, _nearest, fit_calibration, regret_at, sweeps
+from kdlib.advisor.calibration import MIN_SETUPS, Calibration, _nearest, best_single, fit_calibration, sweeps
 from kdlib.advisor.rules import FEATURE_COLUMNS, _missing
 
 
 STRATEGIES = ("advisor", "rules only", "fixed T=4", "fixed T=1", "best single T")
-
-
-def _best_single(others: Sequence[Mapping[str, Any]]) -> float:
-    """The one T with the lowest mean regret over ``others`` (each at its sweep's nearest T)."""
-    cands = sorted({t for r in others for t in r["temperatures"]})
-    return min(cands, key=lambda t: (round(float(np.mean([regret_at(r, math.log2(t)) for r in others])), 9), t))
 
 
 def leave_one_setup_out(frame, *, min_setups: int = MIN_SETUPS, table=None):
@@ -42,8 +36,7 @@ def leave_one_setup_out(frame, *, min_setups: int = MIN_SETUPS, table=None):
         x = np.array([r[n] for n in FEATURE_COLUMNS], float)
         picks = {"advisor": cal.predict(x), "rules only": Calibration.rules().predict(x),
                  "fixed T=4": 2.0, "fixed T=1": 0.0}
-        rest = [o for j, o in enumerate(recs) if j != i]
-        picks["best single T"] = math.log2(_best_single(rest)) if rest else float("nan")
+        picks["best single T"] = best_single(others) if len(others) else float("nan")
         row = {k: r[k] for k in ("setup", "dataset", "teacher", "teacher_origin", "teacher_epochs", "student",
                                  "student_init", "optimizer", "batch_size", "epochs") if k in r}
         row.update(temperatures=r["temperatures"], best_temperature=r["best_temperature"], best_acc=r["best_acc"],

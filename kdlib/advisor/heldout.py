@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from kdlib.advisor.calibration import MIN_SETUPS, setup_curves
+from kdlib.advisor.calibration import MIN_SETUPS, best_single
 from kdlib.advisor.confidence import Fitted, calibrated, featureless, level
 from kdlib.advisor.setups import HIT_PP, _nearest, regret_at, regret_on_test
 
@@ -42,14 +42,6 @@ def folds(table, by: str = "setup") -> list[tuple[str, list[int]]]:
         return []
     names = list(dict.fromkeys(values))
     return [(v, [i for i, x in enumerate(values) if x == v]) for v in names]
-
-
-def best_single(train) -> float:
-    """log2 of the one grid T with the lowest mean regret over ``train`` (ties: the smaller T)."""
-    rows = setup_curves(train)
-    cands = sorted({t for r in rows for t in r["temperatures"]})
-    t = min(cands, key=lambda c: (round(float(np.mean([regret_at(r, math.log2(c)) for r in rows])), 9), c))
-    return math.log2(t)
 
 
 def _picks(fitted: Fitted, control: Fitted, single: float, grid: Sequence[float], row: Mapping[str, Any]):
