@@ -72,6 +72,11 @@ MEASUREMENTS: tuple[Measurement, ...] = (
     Measurement("capacity", "teacher convnext_t", {"teacher": "convnext_t"}),
     Measurement("capacity", "student mnv4", {"student": "mnv4"}),
     Measurement("capacity", "student convnext_p", {"student": "convnext_p"}),
+    # The patient preset's own questions: is a claim it contradicts a matter of training length or of the
+    # teacher's softness? Each row changes one thing of the patient preset.
+    Measurement("patient scale", "patient, finetune 10 ep, no LS, no MixUp",
+                {"preset": "patient", "label_smoothing": 0.0, "mixup": False}),
+    Measurement("patient scale", "patient, 200 ep x batch 64", {"preset": "patient", "distill_epochs": 200}),
 )
 # The test set and the data seed are the preset's (``Preset.test_images``, ``Preset.data_seed``): the
 # mini preset scores on a 5,000-image stratified test subset, the patient preset on all 10,000, and
