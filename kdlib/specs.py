@@ -254,9 +254,13 @@ def trained(arch: str, dataset: str, *, init: str = "finetuned", preset_name: st
 
 
 def teacher(arch: str, dataset: str, *, origin: str = "finetuned", preset_name: str = "mini", **kwargs: Any) -> Supervised:
-    """A teacher: ``finetuned`` from general pretraining (the paper's default) or ``scratch``."""
+    """A teacher: ``finetuned`` from general pretraining (the paper's default) or ``scratch``, trained on the
+    target set with the preset's teacher recipe (``teacher_label_smoothing``, ``teacher_mixup``)."""
     if origin not in ("finetuned", "scratch"):
         raise ValueError(f"teacher origin={origin!r}; choose 'finetuned' or 'scratch'")
+    p = preset(preset_name)
+    kwargs.setdefault("label_smoothing", p.teacher_label_smoothing)
+    kwargs.setdefault("mixup", p.teacher_mixup)
     return trained(arch, dataset, init="finetuned" if origin == "finetuned" else "target", preset_name=preset_name,
                    **kwargs)
 

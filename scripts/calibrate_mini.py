@@ -45,9 +45,11 @@ class Measurement:
     knobs: dict[str, Any] = field(default_factory=dict)
 
 
+# None: the preset's own value (the teacher's recipe: ``Preset.teacher_label_smoothing`` and ``teacher_mixup``).
 BASE = dict(preset="mini", dataset="fmnist-fine", teacher="resnet50", student="resnet18", corpus="fmnist-general",
-            pretrain_epochs=None, finetune_epochs=None, label_smoothing=0.1, mixup=True, distill_epochs=None,
+            pretrain_epochs=None, finetune_epochs=None, label_smoothing=None, mixup=None, distill_epochs=None,
             batch_size=None)
+SMOOTHED = {"label_smoothing": 0.1, "mixup": True}   # the mini teacher's recipe (and the patient preset's before)
 
 MEASUREMENTS: tuple[Measurement, ...] = (
     Measurement("defaults", "base"),
@@ -73,9 +75,11 @@ MEASUREMENTS: tuple[Measurement, ...] = (
     Measurement("capacity", "student mnv4", {"student": "mnv4"}),
     Measurement("capacity", "student convnext_p", {"student": "convnext_p"}),
     # The patient preset's own questions: is a claim it contradicts a matter of training length or of the
-    # teacher's softness? Each row changes one thing of the patient preset.
-    Measurement("patient scale", "patient, finetune 10 ep, no LS, no MixUp",
-                {"preset": "patient", "label_smoothing": 0.0, "mixup": False}),
+    # teacher's softness? "patient" above is the preset (teachers without LS and MixUp); these change one thing.
+    Measurement("patient scale", "patient, teacher with LS 0.1 + MixUp (the preset before)",
+                {"preset": "patient", **SMOOTHED}),
+    Measurement("patient scale", "patient, teacher with LS 0.1 + MixUp, 200 ep x batch 64",
+                {"preset": "patient", **SMOOTHED, "distill_epochs": 200}),
     Measurement("patient scale", "patient, 200 ep x batch 64", {"preset": "patient", "distill_epochs": 200}),
 )
 # The test set and the data seed are the preset's (``Preset.test_images``, ``Preset.data_seed``): the
@@ -95,9 +99,9 @@ def _knobs(m: Measurement) -> dict[str, Any]:
 def build(m: Measurement, seed: int, temperatures: list[float]) -> dict[str, Any]:
     """The teacher, the label-only student and the two sweeps of one measurement at one seed."""
     k = _knobs(m)
+    recipe = {key: k[key] for key in ("label_smoothing", "mixup") if k[key] is not None}
     teacher = specs.teacher(k["teacher"], k["dataset"], preset_name=k["preset"], corpus=k["corpus"],
-                            epochs=k["finetune_epochs"], pretrain_epochs=k["pretrain_epochs"], seed=seed,
-                            label_smoothing=k["label_smoothing"], mixup=k["mixup"])
+                            epochs=k["finetune_epochs"], pretrain_epochs=k["pretrain_epochs"], seed=seed, **recipe)
     labels = specs.trained(k["student"], k["dataset"], init="target", preset_name=k["preset"],
                            epochs=k["distill_epochs"], seed=seed, batch_size=k["batch_size"])
     sweeps = {opt: specs.grid(specs.distill(teacher, k["student"], temperatures[0], epochs=k["distill_epochs"],

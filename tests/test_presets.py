@@ -53,3 +53,17 @@ def test_an_unknown_preset_names_all_three():
         models.arch_names("slow")
     with pytest.raises(ValueError, match="patient"):
         specs.preset("slow")
+
+
+@pytest.mark.parametrize("origin", ["finetuned", "scratch"])
+def test_patient_teachers_learn_the_target_without_label_smoothing_or_mixup_and_students_keep_theirs(origin):
+    patient = specs.teacher("resnet50", "fmnist-fine", origin=origin, preset_name="patient")
+    mini = specs.teacher("resnet50", "fmnist-fine", origin=origin)
+    assert (patient.label_smoothing, patient.mixup) == (0.0, False)
+    assert (mini.label_smoothing, mini.mixup) == (0.1, True)          # the mini recipe (its run ids) is unchanged
+    smoothed = specs.teacher("resnet50", "fmnist-fine", origin=origin, preset_name="patient", label_smoothing=0.1,
+                             mixup=True)
+    assert (smoothed.label_smoothing, smoothed.mixup) == (0.1, True)  # an explicit recipe wins
+    assert specs.run_id(smoothed) != specs.run_id(patient)
+    student = specs.trained("resnet18", "fmnist-fine", init="target", preset_name="patient")
+    assert student.label_smoothing == 0.1                             # a student's own target training
