@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import shlex
 import sys
 import time
 from dataclasses import dataclass, field
@@ -220,7 +221,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = [row(m, frame, args.seeds, args.temperatures) for m in chosen]
     print(table(rows))
     if not args.no_doc:
-        write_doc(rows, "python scripts/calibrate_mini.py " + " ".join(sys.argv[1:] if argv is None else argv))
+        write_doc(rows, "python scripts/calibrate_mini.py " + shlex.join(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":
