@@ -159,13 +159,13 @@ def _candidate_predictions(table, X: np.ndarray, y: np.ndarray, w: np.ndarray, c
     return single_predictions(table) if cand == SINGLE else loo_predictions(X, y, w, cand)
 
 
-def _loo(table, X: np.ndarray, y: np.ndarray, w: np.ndarray, cand) -> tuple[float, float]:
-    """Leave-one-out mean regret (pp) and weighted RMS residual (log2 T) of a candidate: a shrinkage, None (the
-    rules) or ``SINGLE`` (one T)."""
+def _loo(table, X: np.ndarray, y: np.ndarray, w: np.ndarray, cand) -> tuple[float, float, list[float]]:
+    """Leave-one-out mean regret (pp), weighted RMS residual (log2 T) and the predictions of a candidate: a
+    shrinkage, None (the rules) or ``SINGLE`` (one T)."""
     preds = _candidate_predictions(table, X, y, w, cand)
     regrets = [regret_at(r, p) for r, p in zip(setup_curves(table), preds)]
     sq = w * (np.asarray(preds, float) - y) ** 2
-    return float(np.mean(regrets)), float(math.sqrt(np.sum(sq) / np.sum(w)))
+    return float(np.mean(regrets)), float(math.sqrt(np.sum(sq) / np.sum(w))), preds
 
 
 def loo_predictions(X: np.ndarray, y: np.ndarray, w: np.ndarray, lam: float | None) -> list[float]:
@@ -182,10 +182,9 @@ def calibration_loo_predictions(table, cal: Calibration) -> list[float]:
     return _candidate_predictions(table, X, y, w, cand)
 
 
-def _hit_counts(table, X, y, w, cand) -> dict[str, int]:
+def _hit_counts(table, preds: Sequence[float]) -> dict[str, int]:
     """Leave-one-out hits (T within HIT_PP of the best) per optimizer: what the stated confidence rests on."""
     out: dict[str, int] = {}
-    preds = _candidate_predictions(table, X, y, w, cand)
     for r, opt, pred in zip(setup_curves(table), table["optimizer"].astype(str), preds):
         out[f"n_{opt}"] = out.get(f"n_{opt}", 0) + 1
         out[f"hits_{opt}"] = out.get(f"hits_{opt}", 0) + int(regret_at(r, pred) <= HIT_PP + 1e-9)
@@ -217,7 +216,7 @@ def fit_calibration(table, *, min_setups: int = MIN_SETUPS, source: str = "frame
     features = min(scores[v][0] for v in scores if v != SINGLE)
     loo = {"mean_regret": scores[cand][0], "rmse_log2": scores[cand][1], "rules_mean_regret": scores[None][0],
            "rules_rmse_log2": scores[None][1], "features_mean_regret": features,
-           "single_mean_regret": scores[SINGLE][0], **_hit_counts(table, X, y, w, cand)}
+           "single_mean_regret": scores[SINGLE][0], **_hit_counts(table, scores[cand][2])}
     if cand == SINGLE:
         log2_t = best_single(table)
         coef = np.where(np.asarray(FEATURE_NAMES) == "base", log2_t, 0.0)
