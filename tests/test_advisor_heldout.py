@@ -234,3 +234,21 @@ def test_features_that_carry_only_noise_cannot_make_the_advisor_worse_than_one_t
     full = calibration.fit_calibration(table)
     assert full.single_t == t_best and "features are not used" in full.describe()
     assert calibration.Calibration.from_json(json.loads(json.dumps(full.to_json()))) == full
+
+
+@pytest.mark.slow
+def test_features_that_beat_one_t_by_less_than_a_standard_error_are_not_kept():
+    """A noise world where the features' best leave-one-out regret is lower than one T's by chance."""
+    best = noise_best(4)
+    table = setups.sweeps(planted_store(best=best))
+    n, stars = len(SETUPS), [best(*s) for s in SETUPS]
+    def fold_cost(t, i):  # noqa: E306 - mean regret of T over every setup but i
+        return sum((math.log2(t) - b) ** 2 for j, b in enumerate(stars) if j != i) / (n - 1)
+    picks = [min(TEMPS, key=lambda t: (round(fold_cost(t, i), 9), t)) for i in range(n)]
+    single_loo = sum((math.log2(t) - b) ** 2 for t, b in zip(picks, stars)) / n   # by hand
+    cal = calibration.fit_calibration(table)
+    assert cal.loo["single_mean_regret"] == pytest.approx(single_loo)
+    assert cal.loo["features_mean_regret"] < single_loo            # the lowest regret alone would keep them
+    assert cal.loo["features_mean_regret"] + cal.loo["features_minus_single_se"] >= single_loo  # within one SE
+    cost = {t: sum((math.log2(t) - b) ** 2 for b in stars) / n for t in TEMPS}
+    assert cal.single_t == min(cost, key=cost.get) and "standard error" in cal.describe()

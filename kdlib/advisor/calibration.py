@@ -2,9 +2,11 @@
 
 Few sweeps: the rules; many: the data. Each sweep is weighted by how much T mattered in
 it (its accuracy spread, clipped); the shrinkage is chosen by leave-one-out regret, beside
-two models without features: the rules and one T for every setup (the best single T). The
-features are kept only where they beat one T in leave-one-out, so a store whose best T
-does not vary cannot make the advisor worse than the best single T through noise in them.
+the rules and one model without features: one T for every setup (the best single T). The
+features are kept only where they beat one T in leave-one-out by more than one standard
+error of the paired difference (the one-standard-error rule of cross-validation): the best of
+nine feature candidates looks better than it is, so a store whose best T does not vary
+cannot make the advisor worse than the best single T through noise in its features.
 Deterministic; saved atomically as JSON under ``outputs/advisor/``.
 """
 from __future__ import annotations
@@ -34,8 +36,9 @@ class Calibration:
 
     ``status``: ``"calibrated"`` or ``"rules"``. ``loo``: leave-one-out numbers of the
     fit (mean regret in accuracy points of the fitted model and of the rules alone,
-    residual RMS in log2 T) that size the advice's range. ``single_t``: set when one T for
-    every setup beat every use of the features in leave-one-out (then only ``base`` weighs).
+    residual RMS in log2 T) that size the advice's range. ``single_t``: set when no use of the
+    features beat one T for every setup in leave-one-out by more than one standard error
+    (then only ``base`` weighs).
     """
 
     coef: tuple[float, ...]
@@ -70,9 +73,9 @@ class Calibration:
         nan = float("nan")
         if self.single_t is not None:
             return (f"one T = {self.single_t:g} for every setup, from {self.n_setups} stored sweeps: in leave-one-out "
-                    f"it beat every use of the features (mean regret {loo.get('mean_regret', nan):.2f} pp; the "
-                    f"best refit {loo.get('features_mean_regret', nan):.2f} pp, the rules "
-                    f"{loo.get('rules_mean_regret', nan):.2f} pp), so the features are not used")
+                    f"no use of the features beat it by more than a standard error (mean regret "
+                    f"{loo.get('mean_regret', nan):.2f} pp; the features' best {loo.get('features_mean_regret', nan):.2f}"
+                    f" pp, the rules {loo.get('rules_mean_regret', nan):.2f} pp), so the features are not used")
         if self.lam is None:
             return (f"rules checked on {self.n_setups} stored sweeps and kept: no refit beat them in leave-one-out "
                     f"(mean regret {loo.get('rules_mean_regret', nan):.2f} pp)")
@@ -159,13 +162,17 @@ def _candidate_predictions(table, X: np.ndarray, y: np.ndarray, w: np.ndarray, c
     return single_predictions(table) if cand == SINGLE else loo_predictions(X, y, w, cand)
 
 
-def _loo(table, X: np.ndarray, y: np.ndarray, w: np.ndarray, cand) -> tuple[float, float, list[float]]:
-    """Leave-one-out mean regret (pp), weighted RMS residual (log2 T) and the predictions of a candidate: a
-    shrinkage, None (the rules) or ``SINGLE`` (one T)."""
+def _loo(table, X: np.ndarray, y: np.ndarray, w: np.ndarray, cand) -> tuple[float, float, list[float], np.ndarray]:
+    """Leave-one-out mean regret (pp), weighted RMS residual (log2 T), the predictions and each sweep's regret
+    of a candidate: a shrinkage, None (the rules) or ``SINGLE`` (one T)."""
     preds = _candidate_predictions(table, X, y, w, cand)
-    regrets = [regret_at(r, p) for r, p in zip(setup_curves(table), preds)]
+    regrets = np.array([regret_at(r, p) for r, p in zip(setup_curves(table), preds)], float)
     sq = w * (np.asarray(preds, float) - y) ** 2
-    return float(np.mean(regrets)), float(math.sqrt(np.sum(sq) / np.sum(w))), preds
+    return float(np.mean(regrets)), float(math.sqrt(np.sum(sq) / np.sum(w))), preds, regrets
+
+
+def _standard_error(d: np.ndarray) -> float:
+    return float(np.std(d, ddof=1) / math.sqrt(len(d))) if len(d) > 1 else math.inf
 
 
 def loo_predictions(X: np.ndarray, y: np.ndarray, w: np.ndarray, lam: float | None) -> list[float]:
@@ -209,14 +216,20 @@ def fit_calibration(table, *, min_setups: int = MIN_SETUPS, source: str = "frame
         return Calibration.rules(n, min_setups, fingerprint=fingerprint, source=source)
     X, y, w = _matrices(table)
     scores = {cand: _loo(table, X, y, w, cand) for cand in (*LAMBDAS, None, SINGLE)}
-    # Lowest leave-one-out regret; ties go to the stronger pull toward the rules (None: the rules), and one T
-    # only wins outright: a tie is no evidence against the features.
-    tie = {None: -math.inf, SINGLE: math.inf}
-    cand = min(scores, key=lambda v: (round(scores[v][0], 9), tie[v] if v in tie else -v))
-    features = min(scores[v][0] for v in scores if v != SINGLE)
+    # The features' best use: lowest leave-one-out regret; ties go to the stronger pull toward the rules
+    # (None: the rules). It is kept only if it beats one T by more than one standard error of the paired
+    # difference, since the minimum over nine candidates is biased low; otherwise one T, the simpler model.
+    cand = min((v for v in scores if v != SINGLE),
+               key=lambda v: (round(scores[v][0], 9), -math.inf if v is None else -v))
+    gain = scores[cand][3] - scores[SINGLE][3]           # per sweep; negative: the features do better
+    margin = float(np.mean(gain)) + _standard_error(gain)
+    features = scores[cand][0]
+    if round(margin, 9) >= 0:
+        cand = SINGLE
     loo = {"mean_regret": scores[cand][0], "rmse_log2": scores[cand][1], "rules_mean_regret": scores[None][0],
            "rules_rmse_log2": scores[None][1], "features_mean_regret": features,
-           "single_mean_regret": scores[SINGLE][0], **_hit_counts(table, scores[cand][2])}
+           "single_mean_regret": scores[SINGLE][0], "features_minus_single_se": margin - float(np.mean(gain)),
+           **_hit_counts(table, scores[cand][2])}
     if cand == SINGLE:
         log2_t = best_single(table)
         coef = np.where(np.asarray(FEATURE_NAMES) == "base", log2_t, 0.0)
