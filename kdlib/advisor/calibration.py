@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+from scipy.stats import sem
 
 from kdlib import paths, store, tables
 from kdlib.advisor.rules import FEATURE_COLUMNS, FEATURE_NAMES, PRIOR
@@ -171,10 +172,6 @@ def _loo(table, X: np.ndarray, y: np.ndarray, w: np.ndarray, cand) -> tuple[floa
     return float(np.mean(regrets)), float(math.sqrt(np.sum(sq) / np.sum(w))), preds, regrets
 
 
-def _standard_error(d: np.ndarray) -> float:
-    return float(np.std(d, ddof=1) / math.sqrt(len(d))) if len(d) > 1 else math.inf
-
-
 def loo_predictions(X: np.ndarray, y: np.ndarray, w: np.ndarray, lam: float | None) -> list[float]:
     """Each sweep's log2 T from a fit without it (``lam`` kept; None: the rules, which need no fit)."""
     keep = lambda i: np.arange(len(y)) != i  # noqa: E731
@@ -222,13 +219,13 @@ def fit_calibration(table, *, min_setups: int = MIN_SETUPS, source: str = "frame
     cand = min((v for v in scores if v != SINGLE),
                key=lambda v: (round(scores[v][0], 9), -math.inf if v is None else -v))
     gain = scores[cand][3] - scores[SINGLE][3]           # per sweep; negative: the features do better
-    margin = float(np.mean(gain)) + _standard_error(gain)
+    se = float(sem(gain))                                 # n >= min_setups >= 2
     features = scores[cand][0]
-    if round(margin, 9) >= 0:
+    if round(float(np.mean(gain)) + se, 9) >= 0:
         cand = SINGLE
     loo = {"mean_regret": scores[cand][0], "rmse_log2": scores[cand][1], "rules_mean_regret": scores[None][0],
            "rules_rmse_log2": scores[None][1], "features_mean_regret": features,
-           "single_mean_regret": scores[SINGLE][0], "features_minus_single_se": margin - float(np.mean(gain)),
+           "single_mean_regret": scores[SINGLE][0], "features_minus_single_se": se,
            **_hit_counts(table, scores[cand][2])}
     if cand == SINGLE:
         log2_t = best_single(table)
