@@ -4,6 +4,7 @@ and on a fixed subset of it (the curve points of ``kdlib.train``; ``train`` re-e
 from __future__ import annotations
 
 import contextlib
+from concurrent.futures import Executor
 
 import torch
 from torch import nn
@@ -25,15 +26,16 @@ def predict(model: nn.Module, dataset, *, batch_size: int = 512, device: torch.d
 
 @torch.no_grad()
 def predict_many(models_: list[nn.Module], dataset, *, batch_size: int = 512, device: torch.device | None = None,
-                 progress: bool = False) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """Logits of several models from one pass over the data (each batch is loaded once)."""
+                 progress: bool = False, pool: Executor | None = None) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Logits of several models from one pass over the data (each batch is loaded once; ``pool``: see
+    ``_forward_into``)."""
     device = device or pick_device()
     outs: list[list[torch.Tensor]] = [[] for _ in models_]
     labels = []
     loader = data.make_loader(dataset, batch_size, train=False)
     with _eval_mode(models_):
         for images, y in tqdm(loader, desc="predict", leave=False, disable=not progress):
-            _forward_into(outs, models_, images, device)
+            _forward_into(outs, models_, images, device, pool)
             labels.append(y)
     return [torch.cat(o) for o in outs], torch.cat(labels)
 
@@ -52,19 +54,27 @@ def _eval_mode(models_: list[nn.Module]):
 
 
 def _forward_into(outs: list[list[torch.Tensor]], models_: list[nn.Module], images: torch.Tensor,
-                  device: torch.device) -> None:
-    """Each model's float32 logits of one batch, appended to its list on the CPU."""
+                  device: torch.device, pool: Executor | None = None) -> None:
+    """Each model's float32 logits of one batch, appended to its list on the CPU; with a ``pool``, the
+    models' forwards at once, one per worker thread (grad and autocast modes are per thread: set in each)."""
     x = to_input(images, device)
-    with autocast(device):
-        for out, m in zip(outs, models_):
-            out.append(m(x).float().cpu())
+
+    def forward(m: nn.Module) -> torch.Tensor:
+        with torch.no_grad(), autocast(device):
+            return m(x).float().cpu()
+
+    logits = pool.map(forward, models_) if pool is not None and len(models_) > 1 else map(forward, models_)
+    for out, one in zip(outs, logits):
+        out.append(one)
 
 
 @torch.no_grad()
 def evaluate(full: list[nn.Module], curve: list[nn.Module], dataset, positions: torch.Tensor | None, *,
-             batch_size: int = 512, device: torch.device | None = None) -> tuple[list[float], list[float], int]:
+             batch_size: int = 512, device: torch.device | None = None,
+             pool: Executor | None = None) -> tuple[list[float], list[float], int]:
     """Top-1 accuracies of ``full`` on all of ``dataset`` and of ``curve`` on its items ``positions``
     (None: all), from one pass over the data; returns (full accuracies, curve accuracies, curve images).
+    ``pool``: run the models' forwards of each batch at once on its threads (a pass's member threads).
 
     ``full`` sees exactly what ``predict_many`` sees (the batches of ``batch_size`` in item order), so
     a final accuracy does not depend on the subset. ``curve`` sees, of each of those batches, its
@@ -72,8 +82,8 @@ def evaluate(full: list[nn.Module], curve: list[nn.Module], dataset, positions: 
     inputs, so a curve point does not depend on which members happen to end at that epoch.
     """
     if positions is None or not curve:  # everyone on the full set: predict_many's pass
-        outs, y = predict_many(full + curve, dataset, batch_size=batch_size, device=device) if full + curve \
-            else ([], None)
+        outs, y = predict_many(full + curve, dataset, batch_size=batch_size, device=device, pool=pool) \
+            if full + curve else ([], None)
         accs = [metrics.accuracy(o, y) for o in outs]
         return accs[:len(full)], accs[len(full):], len(dataset)
     device = device or pick_device()
@@ -94,12 +104,12 @@ def evaluate(full: list[nn.Module], curve: list[nn.Module], dataset, positions: 
             if full:
                 mask = chosen[start:start + len(y)]
                 start += len(y)
-                _forward_into(full_outs, full, images, device)
+                _forward_into(full_outs, full, images, device, pool)
                 full_labels.append(y)
                 images, y = images[mask], y[mask]
                 if not len(y):
                     continue
-            _forward_into(curve_outs, curve, images, device)
+            _forward_into(curve_outs, curve, images, device, pool)
             curve_labels.append(y)
     accs = [[metrics.accuracy(torch.cat(o), torch.cat(ys)) for o in outs]
             for outs, ys in ((full_outs, full_labels), (curve_outs, curve_labels))]

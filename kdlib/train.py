@@ -200,9 +200,7 @@ def _step_members(s: _Stream, now: list[Member], x: torch.Tensor, soft: torch.Te
         for m in now:
             _step(s, m, x, soft, hard, t_logits)
         return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(max(1, threads // s.workers))
-    try:
+    with _split_threads(s):
         for m in (m for m in now if first or m.draws):  # in turn, each on its own RNG
             before = m.rng[0]
             _step(s, m, x, soft, hard, t_logits)
@@ -215,6 +213,19 @@ def _step_members(s: _Stream, now: list[Member], x: torch.Tensor, soft: torch.Te
             if not torch.equal(state, torch.get_rng_state()):
                 raise RuntimeError("a student drew random numbers in a step taken beside others' (it drew none at its "
                                    "epoch's first step); set KDLIB_MEMBER_THREADS=1 to step students in turn")
+
+
+@contextlib.contextmanager
+def _split_threads(s: _Stream):
+    """Torch's threads split over the pass's member threads for the block (each op on its share of the cores),
+    so that a member's step and evaluation run at the same thread count however many members share the pass."""
+    if s.workers == 1:
+        yield None
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, threads // s.workers))
+    try:
+        yield s.pool()
     finally:
         torch.set_num_threads(threads)
 
@@ -229,13 +240,14 @@ def _end_epoch(s: _Stream, now: list[Member], epoch: int, steps: int, seconds: f
     if due:
         final = [m for m in due if epoch + 1 == m.epochs]  # a result is taken from it: the full test set
         curve = [m for m in due if epoch + 1 != m.epochs]
-        full_accs, curve_accs, curve_images = evaluate([m.model for m in final], [m.model for m in curve],
-                                                       s.test_set, s.curve_positions, device=s.device)
+        with _split_threads(s) as pool:  # the members' forwards at once, as their steps
+            full_accs, curve_accs, curve_images = evaluate([m.model for m in final], [m.model for m in curve],
+                                                           s.test_set, s.curve_positions, device=s.device, pool=pool)
+            if s.val_set is not None:
+                val_accs = evaluate([m.model for m in due], [], s.val_set, None, device=s.device, pool=pool)[0]
+                vals = {id(m): a for m, a in zip(due, val_accs)}
         accs = {id(m): a for m, a in zip(final, full_accs)} | {id(m): a for m, a in zip(curve, curve_accs)}
         images = {id(m): len(s.test_set) for m in final} | {id(m): curve_images for m in curve}
-        if s.val_set is not None:
-            val_accs = evaluate([m.model for m in due], [], s.val_set, None, device=s.device)[0]
-            vals = {id(m): a for m, a in zip(due, val_accs)}
     for m in now:
         record = {"epoch": epoch + 1, "train_loss": m.loss_sum.item() / max(1, steps), "test_acc": accs.get(id(m)),
                   "test_images": images.get(id(m)), "seconds": seconds}

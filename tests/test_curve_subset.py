@@ -54,6 +54,27 @@ def test_evaluate_matches_independent_counts_whatever_is_evaluated_with_it():
     assert full[0] == 100.0 * (logits.argmax(1) == y).double().mean().item()
 
 
+def test_evaluate_on_member_threads_matches_independent_counts():
+    """A pass evaluates its members' forwards at once on its member threads: the same accuracies as counted
+    by hand, and no autograd graph kept (grad mode is per thread: a worker that forgets it keeps one)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    test_set = data.build_dataset("fmnist-fine", "test")
+    positions = data.stratified_subset(data.split.dataset_labels(test_set), 1000)
+    torch.manual_seed(2)
+    cpu = torch.device("cpu")
+    a, b, c = (members.prepare_model(models.create("resnet18", 10), cpu) for _ in range(3))
+    graphs = []
+    hook = a.register_forward_hook(lambda _m, _i, out: graphs.append(out.requires_grad))
+    with ThreadPoolExecutor(2) as pool:
+        full, curve, _ = train.evaluate([a, b], [c], test_set, positions, device=cpu, pool=pool)
+    hook.remove()
+    assert graphs and not any(graphs)
+    assert full == [pytest.approx(_plain_accuracy(m, test_set), abs=1e-9) for m in (a, b)]
+    assert curve == [pytest.approx(_plain_accuracy(c, test_set, positions), abs=1e-9)]
+    assert a.training and c.training  # each back in its mode
+
+
 @pytest.mark.training
 def test_a_run_scores_its_curve_on_the_subset_and_its_result_on_the_full_set(tmp_path):
     spec = specs.teacher("resnet18", "fmnist-fine", origin="scratch", epochs=6)  # mini: evaluated at 5 and 6
