@@ -257,7 +257,7 @@ def _end_epoch(s: _Stream, now: list[Member], epoch: int, steps: int, seconds: f
             record["temperature"] = float(m.objective.current_temperature())
         m.history.append(record)
         history.append(m.run.path, record)  # live: readers see the epoch now (store.load_history)
-        m.since_save += seconds
+        m.since_save += seconds / len(now)  # its share of the pass's time: K members' writes stay within budget
         last = epoch + 1 == m.epochs
         if (last and keep_last) or (not last and checkpoint_due(m.save_cost, m.since_save, budget)):
             started = time.perf_counter()
