@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -62,6 +63,25 @@ class Member:
             self.scaler.load_state_dict(state["scaler"])
         self.history = list(state["history"])
         return int(state["epoch"])
+
+
+@contextlib.contextmanager
+def own_rng_of(member: Member, device: torch.device):
+    """Run a member's step on its own RNG state, so that members never consume each other's draws."""
+    outer = torch.get_rng_state()
+    torch.set_rng_state(member.rng[0])
+    if device.type == "cuda":
+        outer_cuda = torch.cuda.get_rng_state(device)
+        torch.cuda.set_rng_state(member.rng[1], device)
+    try:
+        yield
+    finally:
+        member.rng = (torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None)
+        torch.set_rng_state(outer)
+        if device.type == "cuda":
+            torch.cuda.set_rng_state(outer_cuda, device)
+
+
 def make_optimizer(spec: specs.Spec, model: nn.Module, extra: list[nn.Parameter], steps: int):
     kwargs = {"momentum": SGD_MOMENTUM} if spec.optimizer == "sgd" else {}
     opt = create_optimizer_v2(model, opt=spec.optimizer, lr=spec.lr, weight_decay=spec.weight_decay, **kwargs)
@@ -99,9 +119,6 @@ def prepare_model(model: nn.Module, device: torch.device) -> nn.Module:
     if channels_last(device):
         model = model.to(memory_format=torch.channels_last)
     return model
-
-
-
 
 
 def scaler(device: torch.device):

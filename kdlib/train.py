@@ -39,8 +39,8 @@ from kdlib import data, history, logit_cache, losses, metrics, models, specs
 from kdlib.cadence import CHECKPOINT_BUDGET, checkpoint_budget, checkpoint_due  # noqa: F401 - train.* names
 from kdlib.device import pick as pick_device  # loud: CUDA asked for but unusable is an error
 from kdlib.evaluation import evaluate, predict, predict_many  # train.evaluate: the name the benchmark times
-from kdlib.members import (Member, compiled_forward, make_optimizer, prepare_model, scaler, teacher_forward,
-                            to_input)
+from kdlib.members import (Member, compiled_forward, make_optimizer, own_rng_of, prepare_model, scaler,
+                           teacher_forward, to_input)
 from kdlib.members import mixer as _mixer  # module names the benchmark times (train._mixer)
 from kdlib.members import one_hot as _one_hot
 from kdlib.numerics import autocast, compile_enabled, member_threads, record
@@ -115,27 +115,10 @@ class _Stream:
         return self.loader
 
 
-@contextlib.contextmanager
-def _own_rng(member: Member, device: torch.device):
-    """Run a member's step on its own RNG state, so that members never consume each other's draws."""
-    outer = torch.get_rng_state()
-    torch.set_rng_state(member.rng[0])
-    if device.type == "cuda":
-        outer_cuda = torch.cuda.get_rng_state(device)
-        torch.cuda.set_rng_state(member.rng[1], device)
-    try:
-        yield
-    finally:
-        member.rng = (torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None)
-        torch.set_rng_state(outer)
-        if device.type == "cuda":
-            torch.cuda.set_rng_state(outer_cuda, device)
-
-
 def _step(s: _Stream, m: Member, x: torch.Tensor, soft: torch.Tensor, hard: torch.Tensor,
           t_logits: torch.Tensor | None, own_rng: bool = True) -> None:
     """One optimizer step of one member on the shared batch (``own_rng=False``: a step that draws nothing)."""
-    with _own_rng(m, s.device) if own_rng else contextlib.nullcontext():
+    with own_rng_of(m, s.device) if own_rng else contextlib.nullcontext():
         with autocast(s.device):
             logits = m.logits(x)
         if m.objective is not None:
