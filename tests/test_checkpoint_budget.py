@@ -16,7 +16,7 @@ def test_a_checkpoint_is_due_when_its_last_write_cost_at_most_the_budget_share_o
     assert not train.checkpoint_due(0.1, 1e6, 0.0)       # 0: after the first, none
 
 
-@pytest.mark.parametrize("text, value", [("", 0.01), ("0", 0.0), ("0.2", 0.2), ("inf", math.inf), (" 1 ", 1.0)])
+@pytest.mark.parametrize("text, value", [("", 0.05), ("0", 0.0), ("0.2", 0.2), ("inf", math.inf), (" 1 ", 1.0)])
 def test_the_budget_comes_from_KDLIB_CHECKPOINT_BUDGET(monkeypatch, text, value):
     monkeypatch.setenv("KDLIB_CHECKPOINT_BUDGET", text)
     assert train.checkpoint_budget() == value
@@ -49,7 +49,7 @@ def test_the_grid_benchmarks_today_settings_win_over_the_users(monkeypatch):
 @pytest.mark.parametrize("k", [1, 10])
 def test_a_passs_checkpoints_stay_within_the_budget_whatever_its_member_count(tmp_path, monkeypatch, k):
     """Each member is credited with its share of the pass's time, so K members' writes together cost about
-    the budget's share of the pass (credited the whole epoch each, 10 members wrote every other epoch: 10 %)."""
+    the budget's share of the pass (credited the whole epoch each, 10 members wrote every third epoch: 41 %)."""
     from types import SimpleNamespace
 
     clock = [0.0]
@@ -62,16 +62,16 @@ def test_a_passs_checkpoints_stay_within_the_budget_whatever_its_member_count(tm
         folder.mkdir()
 
         def save_checkpoint(state, epoch):
-            clock[0] += 0.02      # a write costs 20 ms
+            clock[0] += 0.031     # a write costs 31 ms
             writes.append(epoch)
         return SimpleNamespace(path=folder, save_checkpoint=save_checkpoint)
 
     now = [SimpleNamespace(run=run(i), epochs=10**6, history=[], objective=None, loss_sum=torch.zeros(()),
                            since_save=0.0, save_cost=0.0, state=lambda epoch: {}) for i in range(k)]
     stream = SimpleNamespace(eval_every=10**6, val_set=None)
-    epochs, epoch_s = 200, 1.0    # the pass's seconds per epoch, all members together
+    epochs, epoch_s = 200, 0.25   # the pass's seconds per epoch, all members together
     for epoch in range(epochs):
         train._end_epoch(stream, now, epoch, steps=1, seconds=epoch_s, keep_last=False)
     after_first = len(writes) - k  # the first write of each member measures its cost
-    assert 0 < after_first * 0.02 <= train.CHECKPOINT_BUDGET * epochs * epoch_s
-    assert after_first * 0.02 >= 0.5 * train.CHECKPOINT_BUDGET * epochs * epoch_s  # and uses it
+    assert 0 < after_first * 0.031 <= train.CHECKPOINT_BUDGET * epochs * epoch_s
+    assert after_first * 0.031 >= 0.5 * train.CHECKPOINT_BUDGET * epochs * epoch_s  # and uses it
