@@ -183,7 +183,7 @@ def _step_members(s: _Stream, now: list[Member], x: torch.Tensor, soft: torch.Te
         for m in now:
             _step(s, m, x, soft, hard, t_logits)
         return
-    with _split_threads(s):
+    with _split_threads(s) as pool:
         for m in (m for m in now if first or m.draws):  # in turn, each on its own RNG
             before = m.rng[0]
             _step(s, m, x, soft, hard, t_logits)
@@ -192,7 +192,7 @@ def _step_members(s: _Stream, now: list[Member], x: torch.Tensor, soft: torch.Te
         together = [] if first else [m for m in now if not m.draws]
         if together:
             state = torch.get_rng_state()
-            list(s.pool().map(lambda m: _step(s, m, x, soft, hard, t_logits, own_rng=False), together))
+            list(pool.map(lambda m: _step(s, m, x, soft, hard, t_logits, own_rng=False), together))
             if not torch.equal(state, torch.get_rng_state()):
                 raise RuntimeError("a student drew random numbers in a step taken beside others' (it drew none at its "
                                    "epoch's first step); set KDLIB_MEMBER_THREADS=1 to step students in turn")

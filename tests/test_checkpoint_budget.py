@@ -46,6 +46,7 @@ def test_the_grid_benchmarks_today_settings_win_over_the_users(monkeypatch):
     assert "KDLIB_CHECKPOINT_BUDGET" not in os.environ and "KDLIB_MEMBER_THREADS" not in os.environ
     assert train.checkpoint_budget() == train.CHECKPOINT_BUDGET
 
+
 @pytest.mark.parametrize("k", [1, 10])
 def test_a_passs_checkpoints_stay_within_the_budget_whatever_its_member_count(tmp_path, monkeypatch, k):
     """Each member is credited with its share of the pass's time, so K members' writes together cost about
